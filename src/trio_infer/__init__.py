@@ -1,0 +1,48 @@
+"""trio-infer: a trio-native, structured-concurrency HTTP client for inference servers."""
+
+from ._client import Client as Client
+from ._endpoint import Endpoint as Endpoint
+from ._endpoint import parse_endpoint as parse_endpoint
+from ._errors import ConfigError as ConfigError
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectTimeout as ConnectTimeout
+from ._errors import Error as Error
+from ._errors import HTTPStatusError as HTTPStatusError
+from ._errors import InvalidRequest as InvalidRequest
+from ._errors import PoolTimeout as PoolTimeout
+from ._errors import ReadError as ReadError
+from ._errors import ReadTimeout as ReadTimeout
+from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import StreamClosed as StreamClosed
+from ._errors import TimeoutError as TimeoutError  # noqa: A004
+from ._errors import TotalTimeout as TotalTimeout
+from ._errors import TransportError as TransportError
+from ._errors import WriteError as WriteError
+from ._errors import WriteTimeout as WriteTimeout
+from ._headers import Headers as Headers
+from ._keepalive import KeepAlive as KeepAlive
+from ._response import Chunk as Chunk
+from ._response import Response as Response
+from ._response import ResponseNotRead as ResponseNotRead
+from ._response import Timing as Timing
+from ._sse import Line as Line
+from ._sse import ServerSentEvent as ServerSentEvent
+from ._stats import ClientStats as ClientStats
+from ._stats import EndpointStats as EndpointStats
+from ._timeouts import Timeouts as Timeouts
+
+__version__ = "0.1.0"
+
+
+def _fix_module_names() -> None:
+    # Reprs, docs and pickles should name the public path, not the private module.
+    for name, value in list(globals().items()):
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("trio_infer._"):
+            try:
+                value.__module__ = __name__
+            except (AttributeError, TypeError):
+                pass
+
+
+_fix_module_names()
+del _fix_module_names

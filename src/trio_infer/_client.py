@@ -1,0 +1,581 @@
+"""The client: endpoints, fan-out permits, and the life of one exchange.
+
+Ownership: ``Client`` -> its nursery (background tasks) and one ``EndpointPool`` per endpoint
+-> ``Connection`` objects. Nothing the client creates outlives its ``async with`` block.
+
+The life of an exchange (``_open``):
+
+1. pick the endpoint (round-robin), build the request bytes' ingredients;
+2. wait for a permit (FIFO; ``Timeouts.pool``);
+3. inside ``try``: check out a connection (pooled, or connect; may wait for a slot);
+4. send, receive until the response head is complete. A *reused* connection that fails
+   before any response byte arrived was closed by the server while idle (the stale keepalive
+   race); it is replaced by a fresh connection once, without counting as a failure;
+5. ``request()`` reads the body to its end; ``stream()`` hands the response to the caller,
+   who reads it. At the end of the body the connection is checked in (or closed) and then
+   the permit is returned; on any interruption the connection is closed and the permit
+   returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json as _json
+import math
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import Any, Final, Self
+
+import trio
+
+from ._budget import fd_budget
+from ._codec import resolve_parser
+from ._endpoint import Endpoint, parse_endpoint
+from ._errors import (
+    ConfigError,
+    InvalidRequest,
+    PoolTimeout,
+    ReadError,
+    TotalTimeout,
+    WriteError,
+)
+from ._http11 import Connection
+from ._keepalive import KeepAlive
+from ._nursery import open_background_nursery
+from ._permits import Permit
+from ._pool import ConnectionSlots, EndpointPool
+from ._response import Response
+from ._stats import ClientStats, EndpointStats
+from ._timeouts import Timeouts
+
+__all__ = ["Client"]
+
+_USER_AGENT: Final = b"trio-infer/0.1"
+_BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
+_JSON_TYPE: Final = (b"content-type", b"application/json")
+_SWEEP_MAX: Final = 0.1
+_SWEEP_MIN: Final = 0.001
+_INVALID_HEADER_BYTES: Final = frozenset(b"\r\n\0")
+_TOKEN_CHARS: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _encode_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> list[tuple[bytes, bytes]]:
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidRequest(f"header {name!r}: {value!r}: names and values must be str")
+        try:
+            raw_name, raw_value = name.encode("ascii"), value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(
+                f"header {name!r} has characters HTTP/1.1 cannot carry: {exc}; encode the value first"
+            ) from exc
+        if not raw_name or not _TOKEN_CHARS.issuperset(raw_name):
+            raise InvalidRequest(f"header name {name!r} is not a valid HTTP token")
+        if _INVALID_HEADER_BYTES.intersection(raw_value):
+            raise InvalidRequest(
+                f"header {name!r} has a CR, LF or NUL in its value; that would split the request"
+            )
+        out.append((raw_name.lower(), raw_value.strip()))
+    return out
+
+
+def _merge(base: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``base`` with every header named in ``extra`` replaced by ``extra``'s values."""
+    if not extra:
+        return base
+    names = {name for name, _ in extra}
+    return [pair for pair in base if pair[0] not in names] + extra
+
+
+class Client:
+    """A trio-native HTTP/1.1 client for one or more inference server endpoints.
+
+    Use it as ``async with Client([...]) as client:``. Entering resolves every endpoint's host
+    name once and starts the client's background task (the sweeper that enforces phase
+    timeouts and idle expiry) in a nursery the client owns. Leaving closes every connection,
+    returns every permit still held, and cancels the background task; nothing outlives the
+    block.
+
+    Args:
+        endpoints: one base URL, or several (see ``parse_endpoint`` for the accepted forms).
+            Requests go to them round-robin, each endpoint with its own pool.
+        limiter: the fan-out bound. An ``int`` creates this client's own
+            ``trio.CapacityLimiter``; pass a ``trio.CapacityLimiter`` to share one pool of
+            permits among several clients or jobs. A permit covers one network exchange.
+        max_connections: cap on open connections across all endpoints. ``None`` uses the
+            process's file-descriptor budget (RLIMIT_NOFILE minus a headroom).
+        timeouts: per-phase time limits (:class:`Timeouts`).
+        headers: headers sent with every request; per-call headers override them by name.
+        parser: ``"httptools"`` (default; falls back to ``"h11"`` when httptools cannot be
+            imported) or ``"h11"``.
+        ssl_context: the ``ssl.SSLContext`` for https endpoints. The default verifies
+            certificates against the system store.
+        keepalive: the connection reuse policy (:class:`KeepAlive`).
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Endpoint | Sequence[str | Endpoint],
+        *,
+        limiter: int | trio.CapacityLimiter = 256,
+        max_connections: int | None = None,
+        timeouts: Timeouts | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        parser: str = "httptools",
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive: KeepAlive | None = None,
+    ) -> None:
+        if isinstance(endpoints, str | Endpoint):
+            endpoints = [endpoints]
+        parsed: list[Endpoint] = []
+        for item in endpoints:
+            endpoint = parse_endpoint(item)
+            if endpoint not in parsed:
+                parsed.append(endpoint)
+        if not parsed:
+            raise ConfigError("endpoints is empty; pass at least one base URL")
+        self.endpoints: tuple[Endpoint, ...] = tuple(parsed)
+
+        if isinstance(limiter, trio.CapacityLimiter):
+            self.limiter = limiter
+        elif isinstance(limiter, int) and not isinstance(limiter, bool) and limiter >= 1:
+            self.limiter = trio.CapacityLimiter(limiter)
+        else:
+            raise ConfigError(
+                f"limiter={limiter!r} must be a whole number >= 1 or a trio.CapacityLimiter"
+            )
+
+        budget = fd_budget()
+        if max_connections is None:
+            max_connections = budget
+        elif isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigError(f"max_connections={max_connections!r} must be a whole number >= 1 or None")
+        elif max_connections > budget:
+            raise ConfigError(
+                f"max_connections={max_connections} exceeds the file-descriptor budget of {budget} "
+                f"(RLIMIT_NOFILE minus headroom); raise it with 'ulimit -n' or lower max_connections"
+            )
+        self.max_connections = max_connections
+
+        if timeouts is None:
+            timeouts = Timeouts()
+        elif not isinstance(timeouts, Timeouts):
+            raise ConfigError(f"timeouts={timeouts!r} must be a trio_infer.Timeouts")
+        self.timeouts = timeouts
+        if keepalive is None:
+            keepalive = KeepAlive.on()
+        elif not isinstance(keepalive, KeepAlive):
+            raise ConfigError(f"keepalive={keepalive!r} must be a trio_infer.KeepAlive")
+        self.keepalive = keepalive
+        self.parser = resolve_parser(parser)
+        try:
+            self._headers = _encode_headers(headers)
+        except InvalidRequest as exc:
+            raise ConfigError(str(exc)) from exc
+
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ConfigError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
+        if ssl_context is None and any(e.scheme == "https" for e in parsed):
+            ssl_context = ssl.create_default_context()
+        if ssl_context is not None:
+            ssl_context.set_alpn_protocols(["http/1.1"])
+
+        self._slots = ConnectionSlots(max_connections)
+        self._pools: list[EndpointPool] = []
+        for endpoint in parsed:
+            pool = EndpointPool(
+                endpoint,
+                slots=self._slots,
+                parser=self.parser,
+                ssl_context=ssl_context if endpoint.scheme == "https" else None,
+                max_idle=keepalive.max_idle,
+                idle_timeout=keepalive.idle_timeout,
+                on_connection_opened=self._wake_sweeper,
+                no_keepalive_reason="policy" if keepalive.mode == "off" else "server_close",
+            )
+            base = [(b"host", endpoint.authority.encode("ascii")), (b"user-agent", _USER_AGENT)]
+            if keepalive.mode == "off":
+                base.append((b"connection", b"close"))
+            pool.base_headers = _merge(base, self._headers)
+            self._pools.append(pool)
+        self._slots.pools = self._pools
+        self._next_pool = itertools.cycle(self._pools).__next__
+        self._tick = self._sweep_tick(timeouts)
+        self._sweeper_parked: trio.Event | None = None
+        self._nursery: trio.Nursery | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._state = "new"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError(f"this Client is {self._state}; a Client can be entered once")
+        self._state = "open"
+        stack = AsyncExitStack()
+        try:
+            self._nursery = await stack.enter_async_context(open_background_nursery())
+            stack.callback(self.close)
+            for pool in self._pools:
+                await pool.resolve()
+            self._nursery.start_soon(self._sweeper, name="trio_infer sweeper")
+        except BaseException:
+            self._state = "closed"
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    def close(self) -> None:
+        """Close every connection and stop background work (``__aexit__`` does this).
+
+        Synchronous, so it completes even under cancellation. Exchanges still running fail
+        with :class:`StreamClosed`; their permits are returned here.
+        """
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        for pool in self._pools:
+            pool.close_all()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # --- background ------------------------------------------------------------------------
+
+    @staticmethod
+    def _sweep_tick(timeouts: Timeouts) -> float:
+        limits = [t for t in (timeouts.connect, timeouts.write, timeouts.read) if t is not None]
+        smallest = min(limits, default=math.inf) / 10
+        return max(_SWEEP_MIN, min(_SWEEP_MAX, smallest))
+
+    def _wake_sweeper(self) -> None:
+        parked = self._sweeper_parked
+        if parked is not None:
+            self._sweeper_parked = None
+            parked.set()
+
+    async def _sweeper(self) -> None:
+        """Enforce phase deadlines and idle expiry; park while there are no connections."""
+        pools = self._pools
+        while True:
+            if all(pool.is_empty for pool in pools):
+                parked = self._sweeper_parked = trio.Event()
+                await parked.wait()
+            await trio.sleep(self._tick)
+            now = trio.current_time()
+            for pool in pools:
+                pool.sweep(now)
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+        content: bytes | None,
+        json: Any,
+    ) -> tuple[EndpointPool, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
+        if self._state != "open":
+            raise RuntimeError(
+                "use the client inside 'async with Client(...) as client:'"
+                if self._state == "new"
+                else "this Client is closed"
+            )
+        pool = self._next_pool()
+        try:
+            raw_method = method.upper().encode("ascii")
+        except (AttributeError, UnicodeEncodeError):
+            raise InvalidRequest(f"method {method!r} is not an ASCII HTTP method") from None
+        if not raw_method or not _TOKEN_CHARS.issuperset(raw_method):
+            raise InvalidRequest(f"method {method!r} is not a valid HTTP method token")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidRequest(f"path {path!r} must start with '/' (it is joined to the endpoint's URL)")
+        if not path.isascii() or " " in path:
+            path = urllib.parse.quote(path, safe="/%?=&:@!$'()*+,;~-._")
+        target = pool.base_path + path.encode("ascii")
+        if params:
+            target += (b"&" if b"?" in target else b"?") + urllib.parse.urlencode(
+                params, doseq=True
+            ).encode("ascii")
+        request_headers = pool.base_headers
+        if json is not None:
+            if content is not None:
+                raise InvalidRequest("pass either content= or json=, not both")
+            body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            request_headers = [*request_headers, _JSON_TYPE]
+        elif content is not None:
+            if not isinstance(content, bytes | bytearray | memoryview):
+                raise InvalidRequest(f"content must be bytes, not {type(content).__name__}")
+            body = bytes(content)
+        else:
+            body = b""
+        if body or raw_method in _BODY_METHODS:
+            request_headers = [*request_headers, (b"content-length", b"%d" % len(body))]
+        if headers:
+            request_headers = _merge(request_headers, _encode_headers(headers))
+        return pool, raw_method, target, request_headers, body
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        timeouts: Timeouts | None = None,
+    ) -> Response:
+        """Send a request and read the whole response.
+
+        The permit is held from before the connection is checked out until the last byte of
+        the body; when this returns, the connection is pooled (or closed) and the permit is
+        back. Cancellation at any point closes the connection and returns the permit.
+        A 4xx/5xx status is a normal response: call ``raise_for_status()`` to raise.
+        """
+        pool, raw_method, target, request_headers, body = self._prepare(
+            method, path, params, headers, content, json
+        )
+        t = self._timeouts_for(timeouts)
+        if t.total is None:
+            return await self._request(pool, raw_method, target, request_headers, body, t)
+        with trio.move_on_after(t.total):
+            return await self._request(pool, raw_method, target, request_headers, body, t)
+        raise TotalTimeout(
+            f"{method} {path} did not complete within the total timeout of {t.total}s",
+            endpoint=pool.url,
+            phase="total",
+        )
+
+    async def _request(
+        self,
+        pool: EndpointPool,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        t: Timeouts,
+    ) -> Response:
+        response, conn, permit = await self._open(pool, method, target, headers, body, t)
+        try:
+            codec = conn.codec
+            read = t.read
+            while not codec.done:
+                await conn.pump(read)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                pool.failures += 1
+                pool.discard(conn, "error")
+            else:
+                pool.discard(conn, "interrupted")
+            permit.release()
+            raise
+        chunks = codec.body
+        response._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        end = response._t_end = conn.last_receive_at
+        pool.responses += 1
+        if codec.keep_alive:
+            pool.checkin(conn, end)
+        else:
+            pool.discard(conn, pool.no_keepalive_reason)
+        permit.release()
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        timeouts: Timeouts | None = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request and yield the response as soon as its head has arrived.
+
+        Read the body inside the block (``aiter_sse``, ``aiter_lines``, ``aiter_bytes``,
+        ``aread``). The permit and the connection are held until the body ends; leaving the
+        block early (``break``, exception, cancellation) closes the connection and returns the
+        permit. ``Timeouts.total`` bounds the whole block, the caller's work in it included.
+        """
+        pool, raw_method, target, request_headers, body = self._prepare(
+            method, path, params, headers, content, json
+        )
+        t = self._timeouts_for(timeouts)
+        with trio.CancelScope(deadline=trio.current_time() + t.total if t.total is not None else math.inf) as scope:
+            response, conn, permit = await self._open(pool, raw_method, target, request_headers, body, t)
+            try:
+                response._conn = conn
+                response._pool = pool
+                response._permit = permit
+                response._read_timeout = t.read
+                conn.permit = permit
+                yield response
+            finally:
+                response.close()
+        if scope.cancelled_caught:
+            raise TotalTimeout(
+                f"{method} {path} did not complete within the total timeout of {t.total}s",
+                endpoint=pool.url,
+                phase="total",
+            )
+
+    def _timeouts_for(self, timeouts: Timeouts | None) -> Timeouts:
+        if timeouts is None:
+            return self.timeouts
+        if not isinstance(timeouts, Timeouts):
+            raise InvalidRequest(f"timeouts={timeouts!r} must be a trio_infer.Timeouts")
+        self._tick = min(self._tick, self._sweep_tick(timeouts))
+        return timeouts
+
+    async def _open(
+        self,
+        pool: EndpointPool,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        t: Timeouts,
+    ) -> tuple[Response, Connection, Permit]:
+        """Take a permit and a connection, send, and receive the response head.
+
+        On success the caller owns the connection (active) and the permit, and must end the
+        exchange with checkin/discard and ``permit.release()``. On failure both are released.
+        """
+        start = trio.current_time()
+        permit = Permit(self.limiter)
+        pool.waiting_for_permit += 1
+        try:
+            if t.pool is None:
+                await permit.acquire()
+            else:
+                with trio.move_on_after(t.pool):
+                    await permit.acquire()
+        finally:
+            pool.waiting_for_permit -= 1
+        if not permit.held:
+            raise PoolTimeout(
+                f"no permit within the pool timeout of {t.pool}s "
+                f"({self.limiter.borrowed_tokens}/{self.limiter.total_tokens} in use)",
+                endpoint=pool.url,
+                phase="pool",
+            )
+        conn: Connection | None = None
+        try:
+            pool_deadline = start + t.pool if t.pool is not None else math.inf
+            conn = await pool.checkout(t.connect, pool_deadline)
+            conn.permit = permit
+            reused = conn.requests > 0
+            connected = trio.current_time()
+            try:
+                sent = await self._send_and_read_head(conn, method, target, headers, body, t)
+            except (ReadError, WriteError):
+                if not reused or conn.codec.received or conn.expired is not None:
+                    raise
+                # The stale keepalive race: the server closed this idle connection before
+                # it saw our request. Nothing reached the application; replace it once.
+                pool.discard(conn, "server_close")
+                pool.stale_retries += 1
+                conn = None
+                conn = await pool.connect(t.connect)
+                conn.permit = permit
+                connected = trio.current_time()
+                sent = await self._send_and_read_head(conn, method, target, headers, body, t)
+        except BaseException as exc:
+            failed = isinstance(exc, Exception)
+            if conn is not None:
+                pool.discard(conn, "error" if failed else "interrupted")
+            if failed:
+                pool.failures += 1
+            permit.release()
+            raise
+        codec = conn.codec
+        response = Response(
+            status=codec.status,
+            reason=codec.reason,
+            http_version=codec.http_version,
+            raw_headers=codec.headers,
+            method=method.decode("ascii"),
+            url=pool.url + target.decode("ascii"),
+            endpoint=pool.url,
+            start=start,
+            connected=connected,
+            sent=sent,
+            first_byte=conn.first_byte_at,
+        )
+        return response, conn, permit
+
+    @staticmethod
+    async def _send_and_read_head(
+        conn: Connection,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        t: Timeouts,
+    ) -> float:
+        await conn.send_all(conn.start(method, target, headers, body), t.write)
+        sent = trio.current_time()
+        codec = conn.codec
+        read = t.read
+        while not codec.headers_done:
+            await conn.pump(read)
+        return sent
+
+    # --- statistics ------------------------------------------------------------------------
+
+    def stats(self) -> ClientStats:
+        """A frozen snapshot of every pool and of the limiter (cheap: no I/O, no awaits)."""
+        endpoints = tuple(
+            EndpointStats(
+                endpoint=pool.url,
+                idle=len(pool.idle),
+                active=len(pool.active),
+                connecting=len(pool.connecting),
+                waiting_for_permit=pool.waiting_for_permit,
+                waiting_for_connection=pool.waiting_for_connection,
+                opened=pool.opened,
+                reused=pool.reused,
+                stale_retries=pool.stale_retries,
+                closed=tuple(sorted(pool.closed.items())),
+                responses=pool.responses,
+                failures=pool.failures,
+            )
+            for pool in self._pools
+        )
+        limiter = self.limiter.statistics()
+        return ClientStats(
+            endpoints=endpoints,
+            permits_in_use=limiter.borrowed_tokens,
+            permits_total=int(limiter.total_tokens),
+            tasks_waiting_for_permit=limiter.tasks_waiting,
+            open_connections=self._slots.used,
+            max_connections=self.max_connections,
+        )
+
+    def __repr__(self) -> str:
+        urls = ", ".join(pool.url for pool in self._pools)
+        return f"<trio_infer.Client [{urls}] {self._state}>"

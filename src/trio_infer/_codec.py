@@ -1,0 +1,77 @@
+"""The interface between the I/O layer and an HTTP/1.1 parser backend.
+
+Both backends are sans-IO: bytes in, parsed state out, no sockets, no awaits. One codec object
+serves one connection for its whole life, one exchange at a time:
+
+1. ``start_request(method, target, headers, body)`` returns the bytes to send and resets the
+   response state. It may only be called on a fresh codec or after a response that finished
+   with ``keep_alive`` true.
+2. ``feed(data)`` as bytes arrive; it may raise :class:`ProtocolViolation`, after which the
+   connection must be closed. ``feed_eof()`` when the peer closed: it finishes a response
+   delimited by the close and never raises; a response still not ``done`` after it was cut
+   short, which the I/O layer reports (it knows whether the connection was a reused one).
+3. After each feed the caller reads ``headers_done`` (then ``status``, ``reason``,
+   ``http_version``, ``headers``), drains ``body`` (a list the codec appends received body
+   chunks to; the caller swaps in a new list) and checks ``done``. When ``done`` is true,
+   ``keep_alive`` says whether the connection may carry another exchange.
+
+Interim 1xx responses are swallowed: ``headers_done`` only turns true for the final response.
+A response to ``HEAD``, and 204 and 304 responses, have no body whatever their headers say.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+__all__ = ["Codec", "ParserName", "ProtocolViolation", "make_codec", "resolve_parser"]
+
+ParserName = Literal["httptools", "h11"]
+Headers = list[tuple[bytes, bytes]]
+
+
+class ProtocolViolation(Exception):
+    """The peer's bytes are not a valid HTTP/1.1 response (mapped to RemoteProtocolError)."""
+
+
+class Codec(Protocol):
+    status: int
+    reason: bytes
+    http_version: bytes
+    headers: Headers
+    headers_done: bool
+    done: bool
+    keep_alive: bool
+    body: list[bytes]
+    #: bytes of response (any part) received since ``start_request``
+    received: int
+
+    def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes: ...
+
+    def feed(self, data: bytes) -> None: ...
+
+    def feed_eof(self) -> None: ...
+
+
+def resolve_parser(name: str) -> ParserName:
+    """Check a parser name; fall back from httptools to h11 when httptools is not importable."""
+    from ._errors import ConfigError
+
+    if name == "h11":
+        return "h11"
+    if name == "httptools":
+        try:
+            import httptools  # noqa: F401
+        except ImportError:
+            return "h11"
+        return "httptools"
+    raise ConfigError(f"parser={name!r} is not a parser backend; pass 'httptools' or 'h11'")
+
+
+def make_codec(name: ParserName) -> Codec:
+    if name == "httptools":
+        from ._codec_httptools import HttptoolsCodec
+
+        return HttptoolsCodec()
+    from ._codec_h11 import H11Codec
+
+    return H11Codec()

@@ -1,0 +1,112 @@
+"""HTTP/1.1 codec on h11: the pure-Python fallback and the reference the fast path is held to.
+
+The request is serialised by h11 too, so the protocol test suite checks our request framing
+against h11's as well as our response handling.
+"""
+
+from __future__ import annotations
+
+import h11
+
+from ._codec import Headers, ProtocolViolation
+
+__all__ = ["H11Codec"]
+
+
+class H11Codec:
+    __slots__ = (
+        "_conn",
+        "body",
+        "done",
+        "headers",
+        "headers_done",
+        "http_version",
+        "keep_alive",
+        "reason",
+        "received",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self._conn = h11.Connection(h11.CLIENT)
+        self.status = 0
+        self.reason = b""
+        self.http_version = b"1.1"
+        self.headers: Headers = []
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.body: list[bytes] = []
+        self.received = 0
+
+    def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
+        conn = self._conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        elif conn.our_state is not h11.IDLE:
+            raise RuntimeError("start_request on a connection whose last response is unfinished")
+        self.status = 0
+        self.reason = b""
+        self.headers = []
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.body = []
+        self.received = 0
+        out = conn.send(h11.Request(method=method, target=target, headers=headers))
+        assert out is not None
+        if body:
+            data = conn.send(h11.Data(data=body))
+            assert data is not None
+            out += data
+        end = conn.send(h11.EndOfMessage())
+        assert end is not None
+        return out + end
+
+    def feed(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.done:
+            self.keep_alive = False
+            return
+        try:
+            self._conn.receive_data(data)
+        except RuntimeError as exc:  # receive_data after EOF
+            raise ProtocolViolation(str(exc)) from exc
+        self._drain()
+
+    def feed_eof(self) -> None:
+        if self.done:
+            return
+        self._conn.receive_data(b"")
+        # An incomplete response at EOF is the I/O layer's to report (it knows whether any
+        # byte arrived), exactly as with the httptools codec: leave ``done`` false.
+        try:
+            self._drain()
+        except ProtocolViolation:
+            return
+
+    def _drain(self) -> None:
+        conn = self._conn
+        try:
+            while True:
+                event = conn.next_event()
+                kind = type(event)
+                if kind is h11.Data:
+                    self.body.append(bytes(event.data))  # type: ignore[union-attr]
+                elif kind is h11.Response:
+                    self.status = event.status_code  # type: ignore[union-attr]
+                    self.reason = bytes(event.reason)  # type: ignore[union-attr]
+                    self.http_version = bytes(event.http_version)  # type: ignore[union-attr]
+                    self.headers = list(event.headers.raw_items())  # type: ignore[union-attr]
+                    self.headers_done = True
+                elif kind is h11.EndOfMessage:
+                    self.done = True
+                    self.keep_alive = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                    return
+                elif kind is h11.InformationalResponse:
+                    if event.status_code == 101:  # type: ignore[union-attr]
+                        raise ProtocolViolation("unexpected 101 Switching Protocols response")
+                else:  # NEED_DATA, PAUSED or ConnectionClosed
+                    return
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolViolation(f"invalid HTTP/1.1 response: {exc}") from exc

@@ -1,0 +1,177 @@
+"""HTTP/1.1 codec on httptools (llhttp): the fast default backend.
+
+httptools exposes llhttp's callbacks but neither ``llhttp_finish`` nor the "skip body" return
+of ``on_headers_complete``, so two cases are completed here rather than by llhttp:
+
+* a response delimited by connection close (no Content-Length, not chunked) is finished by
+  :meth:`feed_eof`;
+* a response to HEAD is finished at the end of its headers. Its parser is thrown away with the
+  exchange (every exchange gets a fresh llhttp parser), so llhttp's belief that a body follows
+  never reaches the next response. Any byte after such headers makes the connection unusable.
+"""
+
+from __future__ import annotations
+
+import httptools
+
+from ._codec import Headers, ProtocolViolation
+
+__all__ = ["HttptoolsCodec"]
+
+_CRLF = b"\r\n"
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class HttptoolsCodec:
+    __slots__ = (
+        "_framed",
+        "_head",
+        "_informational",
+        "_parser",
+        "_reason",
+        "_until_eof",
+        "body",
+        "done",
+        "headers",
+        "headers_done",
+        "http_version",
+        "keep_alive",
+        "reason",
+        "received",
+        "status",
+        "_wants_close",
+    )
+
+    def __init__(self) -> None:
+        self._parser: httptools.HttpResponseParser | None = None
+        self._head = False
+        self._informational = False
+        self._framed = False
+        self._until_eof = False
+        self._wants_close = False
+        self._reason: list[bytes] = []
+        self.status = 0
+        self.reason = b""
+        self.http_version = b"1.1"
+        self.headers: Headers = []
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.body: list[bytes] = []
+        self.received = 0
+
+    def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
+        if self._parser is not None and not (self.done and self.keep_alive):
+            raise RuntimeError("start_request on a connection whose last response is unfinished")
+        self._parser = httptools.HttpResponseParser(self)
+        self._head = method == b"HEAD"
+        self._informational = False
+        self._framed = False
+        self._until_eof = False
+        self._wants_close = False
+        self._reason = []
+        self.status = 0
+        self.headers = []
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.body = []
+        self.received = 0
+        parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            parts += (name, b": ", value, _CRLF)
+            if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
+                self._wants_close = True
+        parts.append(_CRLF)
+        if body:
+            parts.append(body)
+        return b"".join(parts)
+
+    def feed(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            raise ProtocolViolation("received bytes while no request was outstanding")
+        self.received += len(data)
+        if self.done:
+            # Bytes after a complete response (we never pipeline): the connection's framing
+            # can no longer be trusted.
+            self.keep_alive = False
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            raise ProtocolViolation("the server switched protocols (Upgrade), not HTTP/1.1") from exc
+        except httptools.HttpParserError as exc:
+            context = exc.__context__
+            if isinstance(context, ProtocolViolation):
+                raise context from None
+            raise ProtocolViolation(f"invalid HTTP/1.1 response: {exc}") from exc
+
+    def feed_eof(self) -> None:
+        if self.headers_done and self._until_eof and not self.done:
+            self.done = True
+            self.keep_alive = False
+
+    # llhttp callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.keep_alive = False
+
+    def on_status(self, status: bytes) -> None:
+        self._reason.append(status)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:
+            return
+        self.headers.append((name, value))
+        size = len(name)
+        if (size == 14 and name.lower() == b"content-length") or (
+            size == 17 and name.lower() == b"transfer-encoding"
+        ):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        if self.done:
+            return
+        parser = self._parser
+        assert parser is not None
+        status = parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                raise ProtocolViolation("unexpected 101 Switching Protocols response")
+            self._informational = True
+            self.headers = []
+            self._reason = []
+            self._framed = False
+            return
+        self.status = status
+        self.reason = b"".join(self._reason)
+        self.http_version = parser.get_http_version().encode()
+        self.headers_done = True
+        if self._head:
+            self._finish()
+        elif not self._framed and status not in _NO_BODY_STATUS:
+            self._until_eof = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.done:
+            self.keep_alive = False
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            return
+        if self.done:
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        self.done = True
+        self.keep_alive = (
+            parser.should_keep_alive() and not self._wants_close and not self._until_eof
+        )

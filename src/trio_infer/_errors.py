@@ -1,0 +1,178 @@
+"""The exception hierarchy, and the one table that maps low-level errors onto it.
+
+Every error the client raises is a :class:`trio_infer.Error`. Errors raised on the way to or
+from a server carry the endpoint they concern (``endpoint``, a URL string) and the phase of the
+exchange (``phase``: ``"pool"``, ``"connect"``, ``"write"``, ``"read"`` or ``"total"``), and
+both appear in the message, so a log line alone tells an operator where a call failed.
+
+Low-level errors (``OSError``, ``trio.BrokenResourceError``, ``ssl.SSLError``, parser errors)
+are translated in exactly one place, :func:`map_transport_error`, and the original is kept as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import ssl
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+if TYPE_CHECKING:
+    from ._response import Response
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
+    "Error",
+    "HTTPStatusError",
+    "InvalidRequest",
+    "PoolTimeout",
+    "ReadError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "StreamClosed",
+    "TimeoutError",
+    "TotalTimeout",
+    "TransportError",
+    "WriteError",
+    "WriteTimeout",
+]
+
+
+class Error(Exception):
+    """Base class of every exception raised by trio-infer."""
+
+
+class ConfigError(Error, ValueError):
+    """A configuration value is invalid. The message names the value and the fix."""
+
+
+class InvalidRequest(Error, ValueError):
+    """A request argument is invalid (a path, a method, a header). Nothing was sent."""
+
+
+class TransportError(Error):
+    """A failure while talking to a server.
+
+    Attributes:
+        endpoint: the endpoint's base URL (``"http://127.0.0.1:8000"``).
+        phase: which part of the exchange failed: ``"pool"``, ``"connect"``, ``"write"``,
+            ``"read"`` or ``"total"``.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, phase: str) -> None:
+        super().__init__(f"{message} ({phase} phase, endpoint {endpoint})")
+        self.endpoint = endpoint
+        self.phase = phase
+
+
+class ConnectError(TransportError):
+    """The TCP (or TLS) connection could not be established."""
+
+
+class WriteError(TransportError):
+    """Sending the request failed: the connection broke while writing."""
+
+
+class ReadError(TransportError):
+    """Receiving the response failed: the connection broke or closed early."""
+
+
+class RemoteProtocolError(TransportError):
+    """The server sent bytes that are not valid HTTP/1.1 (or not what was asked for)."""
+
+
+class StreamClosed(TransportError):
+    """The response stream was closed (possibly by another task) while it was being read."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001
+    """A phase of the exchange ran past its time limit (see :class:`trio_infer.Timeouts`).
+
+    It is also a :class:`builtins.TimeoutError`, so ``except TimeoutError`` catches it in code
+    that does not import trio-infer's name.
+    """
+
+
+class PoolTimeout(TimeoutError):
+    """No permit (or no connection slot) became free within ``Timeouts.pool``."""
+
+
+class ConnectTimeout(TimeoutError):
+    """The connection was not established within ``Timeouts.connect``."""
+
+
+class WriteTimeout(TimeoutError):
+    """The request was not sent within ``Timeouts.write``."""
+
+
+class ReadTimeout(TimeoutError):
+    """No byte of the response arrived within ``Timeouts.read`` (the gap between bytes)."""
+
+
+class TotalTimeout(TimeoutError):
+    """The whole call ran past ``Timeouts.total``."""
+
+
+class HTTPStatusError(Error):
+    """Raised by :meth:`Response.raise_for_status` for a 4xx or 5xx status."""
+
+    def __init__(self, message: str, *, response: Response) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+TIMEOUT_BY_PHASE: Final[dict[str, type[TimeoutError]]] = {
+    "pool": PoolTimeout,
+    "connect": ConnectTimeout,
+    "write": WriteTimeout,
+    "read": ReadTimeout,
+    "total": TotalTimeout,
+}
+
+_FAILURE_BY_PHASE: Final[dict[str, type[TransportError]]] = {
+    "connect": ConnectError,
+    "write": WriteError,
+    "read": ReadError,
+}
+
+_ERRNO_WORDS: Final[dict[int, str]] = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by peer",
+    errno.EPIPE: "broken pipe",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EADDRNOTAVAIL: "no free local port or address (EADDRNOTAVAIL)",
+    errno.EMFILE: "too many open files (EMFILE)",
+}
+
+
+def map_transport_error(exc: BaseException, *, phase: str, endpoint: str) -> TransportError:
+    """Translate a low-level exception raised during ``phase`` into a typed error.
+
+    The single mapping table of the package: the I/O layer catches ``Exception`` around each
+    phase and raises ``map_transport_error(exc, ...) from exc``. An exception that is already a
+    :class:`TransportError` passes through unchanged.
+    """
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, trio.ClosedResourceError):
+        return StreamClosed("the connection was closed by this client", endpoint=endpoint, phase=phase)
+    cls = _FAILURE_BY_PHASE.get(phase, ReadError)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConnectError(f"TLS certificate verification failed: {exc}", endpoint=endpoint, phase=phase)
+    if isinstance(exc, trio.BrokenResourceError):
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLError):
+            return cls(f"TLS error: {cause}", endpoint=endpoint, phase=phase)
+        if isinstance(cause, OSError) and cause.errno in _ERRNO_WORDS:
+            return cls(_ERRNO_WORDS[cause.errno], endpoint=endpoint, phase=phase)
+        return cls(f"connection broken: {cause or exc}", endpoint=endpoint, phase=phase)
+    if isinstance(exc, OSError):
+        words = _ERRNO_WORDS.get(exc.errno or -1) or str(exc)
+        return cls(words, endpoint=endpoint, phase=phase)
+    return cls(f"{type(exc).__name__}: {exc}", endpoint=endpoint, phase=phase)

@@ -1,0 +1,216 @@
+"""One HTTP/1.1 connection: a socket (or TLS stream), a codec, and its bookkeeping.
+
+The I/O here is deliberately thin: :meth:`Connection.send_all` and :meth:`Connection.pump`
+(receive one chunk, feed it to the codec) are the only awaits of an exchange once connected.
+Everything protocol-shaped lives in the sans-IO codec (``_codec*.py``).
+
+Timeouts without a cancel scope per phase
+-----------------------------------------
+Entering a ``trio.CancelScope`` with a deadline costs about 7 us here, and moving a deadline
+about 2.3 us (measured on this machine with trio 0.35), while the whole keepalive exchange
+budget is a few tens of microseconds. So a phase does not get a scope: before each blocking
+send or receive the connection records ``deadline`` and ``phase`` (two attribute stores), and
+the client's sweeper task closes the socket of any connection whose deadline has passed,
+first setting ``expired`` to that phase. The blocked call then fails (trio wakes it with
+``ClosedResourceError``) and :meth:`Connection.error` turns that into the phase's timeout
+error. The deadline is disarmed as soon as the call returns, so a caller that is slow to
+consume a stream is never blamed as a slow server.
+
+Closing
+-------
+:meth:`Connection.close_now` is synchronous and forceful (it closes the OS socket), so every
+cleanup path, including those running under cancellation, is complete without awaiting.
+"""
+
+from __future__ import annotations
+
+import math
+import socket as _stdlib_socket
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from ._codec import Codec, ProtocolViolation
+from ._errors import (
+    TIMEOUT_BY_PHASE,
+    ReadError,
+    RemoteProtocolError,
+    TransportError,
+    map_transport_error,
+)
+
+if TYPE_CHECKING:
+    from ._permits import Permit
+
+__all__ = ["Connection"]
+
+RECEIVE_SIZE: Final = 65536
+_INF: Final = math.inf
+
+
+class Connection:
+    """A connection to one endpoint. Its state is owned and moved by its ``EndpointPool``.
+
+    ``state`` is one of ``"connecting"``, ``"active"``, ``"idle"``, ``"closed"`` (see the
+    pool's module docstring for who may move it). While ``"active"`` it carries one exchange:
+    ``permit`` is that exchange's permit, so the client's shutdown path can return it.
+    """
+
+    __slots__ = (
+        "_tls",
+        "codec",
+        "deadline",
+        "endpoint",
+        "expired",
+        "first_byte_at",
+        "idle_since",
+        "last_receive_at",
+        "opened_at",
+        "permit",
+        "phase",
+        "requests",
+        "sock",
+        "state",
+    )
+
+    def __init__(self, endpoint: str, sock: trio.socket.SocketType, codec: Codec) -> None:
+        self.endpoint = endpoint
+        self.sock = sock
+        self.codec = codec
+        self._tls: trio.SSLStream[trio.SocketStream] | None = None
+        self.state = "connecting"
+        self.deadline = _INF
+        self.phase = "connect"
+        self.expired: str | None = None
+        self.opened_at = 0.0
+        self.idle_since = 0.0
+        self.first_byte_at = 0.0
+        self.last_receive_at = 0.0
+        self.requests = 0
+        self.permit: Permit | None = None
+
+    # --- establishing ----------------------------------------------------------------------
+
+    async def connect(
+        self,
+        sockaddr: tuple[object, ...],
+        timeout: float | None,
+        ssl_context: object | None,
+        server_hostname: str,
+    ) -> None:
+        if timeout is not None:
+            self.deadline = trio.current_time() + timeout
+        self.phase = "connect"
+        try:
+            self.sock.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, 1)
+            await self.sock.connect(sockaddr)
+            if ssl_context is not None:
+                import ssl
+
+                assert isinstance(ssl_context, ssl.SSLContext)
+                tls = trio.SSLStream(
+                    trio.SocketStream(self.sock),
+                    ssl_context,
+                    server_hostname=server_hostname,
+                    https_compatible=True,
+                )
+                self._tls = tls
+                await tls.do_handshake()
+        except Exception as exc:
+            raise self.error(exc, "connect") from exc
+        self.deadline = _INF
+        self.opened_at = trio.current_time()
+
+    # --- one exchange ----------------------------------------------------------------------
+
+    def start(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+        self.first_byte_at = 0.0
+        self.requests += 1
+        return self.codec.start_request(method, target, headers, body)
+
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
+        if timeout is not None:
+            self.deadline = trio.current_time() + timeout
+            self.phase = "write"
+        try:
+            if self._tls is None:
+                sent = await self.sock.send(data)
+                if sent < len(data):
+                    with memoryview(data) as view:
+                        while sent < len(data):
+                            sent += await self.sock.send(view[sent:])
+            else:
+                await self._tls.send_all(data)
+        except Exception as exc:
+            raise self.error(exc, "write") from exc
+        self.deadline = _INF
+
+    async def pump(self, timeout: float | None) -> None:
+        """Receive one chunk and feed it to the codec.
+
+        At end of stream the codec is told, and if its response is still unfinished a
+        :class:`ReadError` says how far it got (``codec.received == 0`` marks the classic stale
+        keepalive connection: closed by the server before any byte of the response).
+        """
+        if timeout is not None:
+            self.deadline = trio.current_time() + timeout
+            self.phase = "read"
+        try:
+            if self._tls is None:
+                data = await self.sock.recv(RECEIVE_SIZE)
+            else:
+                data = await self._tls.receive_some(RECEIVE_SIZE)
+        except Exception as exc:
+            raise self.error(exc, "read") from exc
+        self.deadline = _INF
+        now = self.last_receive_at = trio.current_time()
+        codec = self.codec
+        if not data:
+            codec.feed_eof()
+            if not codec.done:
+                if codec.received == 0:
+                    raise ReadError(
+                        "server closed the connection without sending any response",
+                        endpoint=self.endpoint,
+                        phase="read",
+                    )
+                raise ReadError(
+                    f"server closed the connection mid-response after {codec.received} bytes",
+                    endpoint=self.endpoint,
+                    phase="read",
+                )
+            return
+        if not self.first_byte_at:
+            self.first_byte_at = now
+        try:
+            codec.feed(data)
+        except ProtocolViolation as exc:
+            raise RemoteProtocolError(str(exc), endpoint=self.endpoint, phase="read") from exc
+
+    # --- closing and errors ----------------------------------------------------------------
+
+    def close_now(self) -> None:
+        """Close the socket at once. Idempotent; wakes any task blocked on this connection."""
+        self.state = "closed"
+        self.deadline = _INF
+        self.sock.close()
+
+    def expire(self) -> None:
+        """Called by the sweeper when ``deadline`` passed: fail the blocked call as a timeout."""
+        self.expired = self.phase
+        self.close_now()
+
+    def error(self, exc: BaseException, phase: str) -> TransportError:
+        if self.expired is not None:
+            expired = self.expired
+            return TIMEOUT_BY_PHASE[expired](
+                f"no progress within the {expired} timeout", endpoint=self.endpoint, phase=expired
+            )
+        return map_transport_error(exc, phase=phase, endpoint=self.endpoint)
+
+    @property
+    def is_tls(self) -> bool:
+        return self._tls is not None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.endpoint} {self.state} requests={self.requests}>"

@@ -1,0 +1,295 @@
+"""Per-endpoint connection pools and the client-wide connection cap.
+
+Theory of operation
+-------------------
+Each endpoint has one :class:`EndpointPool`. A connection is in exactly one state, and the
+pool's collections mirror it:
+
+================  ==================  =================================================
+state             held in             moved by
+================  ==================  =================================================
+``connecting``    ``pool.connecting`` :meth:`EndpointPool.checkout` (new connection)
+``active``        ``pool.active``     ``checkout`` (from idle or after connecting)
+``idle``          ``pool.idle``       :meth:`EndpointPool.checkin`
+``closed``        nowhere             :meth:`EndpointPool.discard`, the sweeper, shutdown
+================  ==================  =================================================
+
+Rules:
+
+1. Only a connection whose exchange finished cleanly, and whose codec says ``keep_alive``,
+   is checked in. Anything interrupted (error, timeout, cancellation, a caller that stopped
+   reading) is discarded: closed at once, never pooled.
+2. ``idle`` is a deque used as a stack: checkout takes the most recently used connection
+   (least likely to have been closed by the server's idle timeout) from the right, expiry
+   removes the longest idle from the left.
+3. Every connection that exists (connecting, active or idle) holds one slot of the client-wide
+   :class:`ConnectionSlots`; closing gives the slot back. A checkout that finds no idle
+   connection and no free slot first closes an idle connection of another endpoint, and
+   otherwise waits (FIFO) until a slot or an idle connection frees up.
+4. A pooled connection is checked for liveness on checkout (``is_readable``: a closed or
+   chattering idle socket is readable); one that fails is discarded as ``"server_close"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._codec import ParserName, make_codec
+from ._errors import ConnectError, PoolTimeout
+from ._http11 import Connection
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ._endpoint import Endpoint
+
+__all__ = ["CLOSE_REASONS", "ConnectionSlots", "EndpointPool"]
+
+#: Why a connection was closed (keys of ``EndpointStats.closed``).
+CLOSE_REASONS = (
+    "policy",  # the keep-alive policy asked for it (KeepAlive.off sends Connection: close)
+    "idle_expired",  # idle longer than idle_timeout
+    "max_idle",  # checked in while max_idle connections were already idle
+    "server_close",  # the server closed it or asked to (Connection: close, EOF, stale on checkout)
+    "error",  # the exchange failed: network, protocol or timeout error
+    "interrupted",  # the caller cancelled, or closed a stream before its end
+    "evicted",  # closed to make room for a connection to another endpoint
+    "shutdown",  # the client closed
+)
+
+
+class ConnectionSlots:
+    """The client-wide cap on open connections, shared by the client's pools."""
+
+    __slots__ = ("limit", "lot", "pools", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.lot = trio.lowlevel.ParkingLot()
+        self.pools: list[EndpointPool] = []
+
+    def free(self) -> None:
+        self.used -= 1
+        if self.lot:
+            self.lot.unpark()
+
+    def evict_idle(self) -> bool:
+        """Close the longest-idle connection of any pool; False if none is idle."""
+        oldest: EndpointPool | None = None
+        for pool in self.pools:
+            if pool.idle and (oldest is None or pool.idle[0].idle_since < oldest.idle[0].idle_since):
+                oldest = pool
+        if oldest is None:
+            return False
+        oldest.discard(oldest.idle.popleft(), "evicted")
+        return True
+
+
+class EndpointPool:
+    """Connections to one endpoint (see the module docstring for the state rules)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        slots: ConnectionSlots,
+        parser: ParserName,
+        ssl_context: ssl.SSLContext | None,
+        max_idle: int | None,
+        idle_timeout: float | None,
+        on_connection_opened: Callable[[], None] | None = None,
+        no_keepalive_reason: str = "server_close",
+    ) -> None:
+        self.endpoint = endpoint
+        self.url = endpoint.url
+        self.slots = slots
+        self.parser: ParserName = parser
+        self.ssl_context = ssl_context
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._on_opened = on_connection_opened
+        #: why a connection that finished without keep-alive is closed
+        self.no_keepalive_reason = no_keepalive_reason
+        self.base_path = endpoint.base_path.encode("ascii")
+        #: the headers every request to this endpoint starts from (set by the client)
+        self.base_headers: list[tuple[bytes, bytes]] = []
+        self.addresses: list[tuple[int, int, int, tuple[object, ...]]] = []
+        self._next_address = 0
+        self.idle: deque[Connection] = deque()
+        self.active: set[Connection] = set()
+        self.connecting: set[Connection] = set()
+        self.waiting_for_permit = 0
+        self.waiting_for_connection = 0
+        # counters
+        self.opened = 0
+        self.reused = 0
+        self.stale_retries = 0
+        self.closed = dict.fromkeys(CLOSE_REASONS, 0)
+        self.responses = 0
+        self.failures = 0
+
+    async def resolve(self) -> None:
+        """Resolve the endpoint's host once; every connection reuses the result.
+
+        Trio resolves names in a worker thread, far too slow for a per-connection step.
+        """
+        try:
+            infos = await trio.socket.getaddrinfo(
+                self.endpoint.host, self.endpoint.port, type=trio.socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise ConnectError(
+                f"cannot resolve host {self.endpoint.host!r}: {exc}", endpoint=self.url, phase="connect"
+            ) from exc
+        seen: set[tuple[object, ...]] = set()
+        for family, type_, proto, _name, sockaddr in infos:
+            if sockaddr not in seen:
+                seen.add(sockaddr)
+                self.addresses.append((family, type_, proto, sockaddr))
+        if not self.addresses:
+            raise ConnectError(
+                f"host {self.endpoint.host!r} resolved to no address", endpoint=self.url, phase="connect"
+            )
+
+    # --- checkout / checkin ----------------------------------------------------------------
+
+    async def checkout(self, connect_timeout: float | None, pool_deadline: float) -> Connection:
+        """An active connection for one exchange: a pooled one if any is alive, else a new one."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.sock.is_readable():
+                self.discard(conn, "server_close")
+                continue
+            conn.state = "active"
+            self.active.add(conn)
+            self.reused += 1
+            return conn
+        slots = self.slots
+        while slots.used >= slots.limit and not slots.evict_idle():
+            await self._wait_for_slot(pool_deadline)
+            if idle:
+                return await self.checkout(connect_timeout, pool_deadline)
+        return await self.connect(connect_timeout)
+
+    async def _wait_for_slot(self, pool_deadline: float) -> None:
+        self.waiting_for_connection += 1
+        try:
+            with trio.CancelScope(deadline=pool_deadline) as scope:
+                await self.slots.lot.park()
+        finally:
+            self.waiting_for_connection -= 1
+        if scope.cancelled_caught:
+            raise PoolTimeout(
+                f"all {self.slots.limit} connections of the client stayed busy "
+                f"(raise max_connections or Timeouts.pool)",
+                endpoint=self.url,
+                phase="pool",
+            )
+
+    async def connect(self, connect_timeout: float | None) -> Connection:
+        """Open a new connection, active on return. It takes one client-wide slot."""
+        family, type_, proto, sockaddr = self.addresses[self._next_address]
+        self._next_address = (self._next_address + 1) % len(self.addresses)
+        self.slots.used += 1
+        try:
+            sock = trio.socket.socket(family, type_, proto)
+        except BaseException:
+            self.slots.free()
+            raise
+        conn = Connection(self.url, sock, make_codec(self.parser))
+        self.connecting.add(conn)
+        if self._on_opened is not None:
+            self._on_opened()
+        try:
+            await conn.connect(
+                sockaddr,
+                connect_timeout,
+                self.ssl_context,
+                self.endpoint.host,
+            )
+        except BaseException:
+            self.connecting.discard(conn)
+            self.closed["error"] += 1
+            conn.close_now()
+            self.slots.free()
+            raise
+        self.connecting.discard(conn)
+        conn.state = "active"
+        self.active.add(conn)
+        self.opened += 1
+        return conn
+
+    def checkin(self, conn: Connection, now: float) -> None:
+        """Return a connection whose exchange finished cleanly with keep-alive."""
+        if conn.state == "closed":  # the client shut down under the exchange's feet
+            return
+        self.active.discard(conn)
+        conn.permit = None
+        if self.max_idle is not None and len(self.idle) >= self.max_idle:
+            self._close(conn, "max_idle")
+            return
+        conn.state = "idle"
+        conn.idle_since = now
+        self.idle.append(conn)
+        if self.slots.lot:
+            self.slots.lot.unpark()
+
+    def discard(self, conn: Connection, reason: str) -> None:
+        """Close a connection that must not be reused. Idempotent."""
+        if conn.state == "closed":
+            return
+        self.active.discard(conn)
+        conn.permit = None
+        self._close(conn, reason)
+
+    def _close(self, conn: Connection, reason: str) -> None:
+        conn.close_now()
+        self.closed[reason] += 1
+        self.slots.free()
+
+    # --- background upkeep -----------------------------------------------------------------
+
+    def sweep(self, now: float) -> None:
+        """Expire overdue phases and idle connections (run by the client's sweeper task)."""
+        for group in (self.active, self.connecting):
+            for conn in [c for c in group if c.deadline <= now]:
+                conn.expire()
+        if self.idle_timeout is not None:
+            limit = now - self.idle_timeout
+            idle = self.idle
+            while idle and idle[0].idle_since <= limit:
+                self._close(idle.popleft(), "idle_expired")
+
+    def next_idle_expiry(self) -> float:
+        if self.idle_timeout is None or not self.idle:
+            return math.inf
+        return self.idle[0].idle_since + self.idle_timeout
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.idle or self.active or self.connecting)
+
+    def close_all(self) -> None:
+        """Close every connection (client shutdown), returning any permit still held."""
+        while self.idle:
+            self._close(self.idle.popleft(), "shutdown")
+        for group in (self.active, self.connecting):
+            for conn in list(group):
+                group.discard(conn)
+                permit = conn.permit
+                conn.permit = None
+                if permit is not None:
+                    permit.release()
+                if group is self.connecting:
+                    # Its connecting task still owns the slot and will free it when it fails.
+                    conn.close_now()
+                else:
+                    self._close(conn, "shutdown")
+

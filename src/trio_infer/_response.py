@@ -1,0 +1,341 @@
+"""Responses, their timing, and the streaming body iterators."""
+
+from __future__ import annotations
+
+import json as _json
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+import trio
+
+from ._errors import Error, HTTPStatusError, StreamClosed
+from ._headers import Headers
+from ._sse import Line, LineDecoder, SSEDecoder, ServerSentEvent
+
+if TYPE_CHECKING:
+    from ._http11 import Connection
+    from ._permits import Permit
+    from ._pool import EndpointPool
+
+__all__ = ["Chunk", "Response", "ResponseNotRead", "Timing"]
+
+
+class ResponseNotRead(Error):
+    """``content`` (or ``json()``/``text``) of a streaming response used before ``aread()``."""
+
+
+@attrs.frozen
+class Timing:
+    """When each step of an exchange happened, as ``trio.current_time()`` values.
+
+    Attributes:
+        start: the call was made (before waiting for a permit).
+        connected: a connection was ready: checked out of the pool, or newly connected.
+        sent: the whole request was written.
+        first_byte: the first byte of the response arrived.
+        end: the last byte of the body arrived (``None`` while a stream is still open, and for
+            a stream closed before its end).
+    """
+
+    start: float
+    connected: float
+    sent: float
+    first_byte: float
+    end: float | None
+
+    @property
+    def ttfb(self) -> float:
+        """Seconds from the call to the first response byte (queueing included)."""
+        return self.first_byte - self.start
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from the call to the last byte, or ``None`` if the body did not complete."""
+        return None if self.end is None else self.end - self.start
+
+
+@attrs.frozen
+class Chunk:
+    """A piece of a streamed body as it arrived.
+
+    Attributes:
+        data: the bytes.
+        received_at: ``trio.current_time()`` when they arrived.
+    """
+
+    data: bytes
+    received_at: float
+
+
+T = TypeVar("T")
+
+
+class Response:
+    """An HTTP response.
+
+    From :meth:`Client.request` the body has been read completely, the connection is back in
+    the pool and the permit has been returned. From :meth:`Client.stream` the body is read as
+    the caller iterates (``aiter_bytes``, ``aiter_lines``, ``aiter_sse``, or ``aread``); the
+    permit and the connection are held until the body ends or the response is closed, which
+    the ``async with`` block does on exit. Closing before the end (a ``break`` out of the
+    loop, an exception, cancellation, or :meth:`aclose` from another task) closes the
+    connection instead of pooling it: its framing is unknown. A read blocked in one task when
+    another task closes the response raises :class:`StreamClosed`.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_content",
+        "_headers",
+        "_permit",
+        "_pool",
+        "_read_timeout",
+        "_streaming",
+        "_t_connected",
+        "_t_end",
+        "_t_first_byte",
+        "_t_sent",
+        "_t_start",
+        "endpoint",
+        "http_version",
+        "method",
+        "reason",
+        "status",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        reason: bytes,
+        http_version: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        method: str,
+        url: str,
+        endpoint: str,
+        start: float,
+        connected: float,
+        sent: float,
+        first_byte: float,
+    ) -> None:
+        self.status = status
+        self.reason = reason.decode("latin-1")
+        self.http_version = http_version.decode("latin-1")
+        self._headers = raw_headers
+        self.method = method
+        self.url = url
+        self.endpoint = endpoint
+        self._t_start = start
+        self._t_connected = connected
+        self._t_sent = sent
+        self._t_first_byte = first_byte
+        self._t_end: float | None = None
+        self._content: bytes | None = None
+        self._conn: Connection | None = None
+        self._pool: EndpointPool | None = None
+        self._permit: Permit | None = None
+        self._read_timeout: float | None = None
+        self._streaming = False
+
+    # --- metadata --------------------------------------------------------------------------
+
+    @property
+    def headers(self) -> Headers:
+        raw = self._headers
+        if isinstance(raw, Headers):
+            return raw
+        headers = self._headers = Headers(raw)  # type: ignore[assignment]
+        return headers
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self._t_start, self._t_connected, self._t_sent, self._t_first_byte, self._t_end)
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    def raise_for_status(self) -> Response:
+        """Raise :class:`HTTPStatusError` for a 4xx or 5xx status; return ``self`` otherwise."""
+        if self.status >= 400:
+            kind = "client error" if self.status < 500 else "server error"
+            raise HTTPStatusError(
+                f"{self.status} {self.reason} ({kind}) for {self.method} {self.url}", response=self
+            )
+        return self
+
+    # --- body, read ------------------------------------------------------------------------
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            raise ResponseNotRead(
+                f"the body of this streaming response ({self.method} {self.url}) has not been "
+                f"read; call 'await response.aread()' first"
+            )
+        return self._content
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes replaced)."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return _json.loads(self.content)
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the exchange is over: the body ended or the response was closed."""
+        return self._conn is None
+
+    # --- body, streamed --------------------------------------------------------------------
+
+    async def aread(self) -> bytes:
+        """Read the rest of the body, store it as ``content``, and return it."""
+        if self._content is not None:
+            return self._content
+        parts = [chunk.data async for chunk in self.aiter_bytes()]
+        self._content = b"".join(parts)
+        return self._content
+
+    def aiter_bytes(self) -> _BodyIterator[Chunk]:
+        """The body as :class:`Chunk` values, as they arrive."""
+        return _BodyIterator(self, lambda data, at: [Chunk(data, at)], None)
+
+    def aiter_lines(self) -> _BodyIterator[Line]:
+        """The body as :class:`Line` values (split on CRLF, LF or CR)."""
+        decoder = LineDecoder()
+        return _BodyIterator(self, decoder.feed, decoder.flush)
+
+    def aiter_sse(self) -> _BodyIterator[ServerSentEvent]:
+        """The body as :class:`ServerSentEvent` values (see ``trio_infer._sse`` for the rules)."""
+        decoder = SSEDecoder()
+        return _BodyIterator(self, decoder.feed, decoder.flush)
+
+    async def aclose(self) -> None:
+        """Close the response; a stream not read to its end closes its connection."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """Synchronous :meth:`aclose`, for cleanup paths that must not await. Idempotent."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        pool, permit = self._pool, self._permit
+        self._pool = self._permit = None
+        assert pool is not None and permit is not None
+        pool.discard(conn, "interrupted")
+        permit.release()
+
+    def _complete(self, conn: Connection) -> None:
+        """The body ended cleanly: pool the connection, return the permit."""
+        self._conn = None
+        pool, permit = self._pool, self._permit
+        self._pool = self._permit = None
+        assert pool is not None and permit is not None
+        self._t_end = conn.last_receive_at
+        pool.responses += 1
+        if conn.codec.keep_alive:
+            pool.checkin(conn, self._t_end)
+        else:
+            pool.discard(conn, pool.no_keepalive_reason)
+        permit.release()
+
+    def _fail(self, conn: Connection, exc: BaseException) -> None:
+        if self._conn is not conn:
+            return
+        self._conn = None
+        pool, permit = self._pool, self._permit
+        self._pool = self._permit = None
+        assert pool is not None and permit is not None
+        if isinstance(exc, Exception):
+            pool.failures += 1
+            pool.discard(conn, "error")
+        else:
+            pool.discard(conn, "interrupted")
+        permit.release()
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status} {self.reason}] {self.method} {self.url}>"
+
+
+class _BodyIterator(Generic[T]):
+    """Async iterator over a streaming body, turned into items by a decoder.
+
+    A class rather than an async generator so that a ``break`` leaves nothing to finalize:
+    the ``async with client.stream(...)`` block closes the response when it exits.
+    """
+
+    __slots__ = ("_decode", "_done", "_flush", "_items", "_response")
+
+    def __init__(
+        self,
+        response: Response,
+        decode: Callable[[bytes, float], list[T]],
+        flush: Callable[[float], list[T]] | None,
+    ) -> None:
+        self._response = response
+        self._decode = decode
+        self._flush = flush
+        self._items: deque[T] = deque()
+        self._done = False
+        content = response._content
+        if content is not None:
+            # Already read (request(), or aread()): iterate over what is stored.
+            end = response._t_end or 0.0
+            self._items.extend(decode(content, end) if content else ())
+            if flush is not None:
+                self._items.extend(flush(end))
+            self._done = True
+            return
+        if response._streaming:
+            raise RuntimeError(
+                "this response's body is already being iterated; a body can be read once"
+            )
+        if response._conn is None:
+            raise StreamClosed(
+                "the response was closed before its body was read",
+                endpoint=response.endpoint,
+                phase="read",
+            )
+        response._streaming = True
+
+    def __aiter__(self) -> _BodyIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        items = self._items
+        while not items:
+            if self._done:
+                raise StopAsyncIteration
+            await self._fill()
+        return items.popleft()
+
+    async def _fill(self) -> None:
+        response = self._response
+        conn = response._conn
+        if conn is None:
+            raise StreamClosed("the response was closed", endpoint=response.endpoint, phase="read")
+        codec = conn.codec
+        if not codec.body and not codec.done:
+            try:
+                await conn.pump(response._read_timeout)
+            except BaseException as exc:
+                response._fail(conn, exc)
+                raise
+        if codec.body:
+            chunks, codec.body = codec.body, []
+            at = conn.last_receive_at
+            decode, items = self._decode, self._items
+            for data in chunks:
+                items.extend(decode(data, at))
+        if codec.done:
+            if self._flush is not None:
+                self._items.extend(self._flush(conn.last_receive_at))
+            self._done = True
+            response._complete(conn)

@@ -1,0 +1,100 @@
+"""Statistics snapshots: frozen values, cheap to take, safe to keep."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["ClientStats", "EndpointStats"]
+
+
+@attrs.frozen
+class EndpointStats:
+    """One endpoint's pool at the moment of the snapshot.
+
+    Attributes:
+        endpoint: the endpoint's base URL.
+        idle: connections pooled and ready for reuse.
+        active: connections carrying an exchange right now.
+        connecting: connections being established (TCP and TLS).
+        waiting_for_permit: calls to this endpoint queued for a limiter permit.
+        waiting_for_connection: calls holding a permit but queued for a connection slot
+            (``max_connections`` reached and nothing idle to evict).
+        opened: connections opened since the client started.
+        reused: exchanges that ran on a pooled connection.
+        stale_retries: exchanges moved to a fresh connection because the pooled one had been
+            closed by the server before the request reached it.
+        closed: ``(reason, count)`` pairs for every close reason (see ``CLOSE_REASONS``).
+        responses: responses whose body was received completely.
+        failures: exchanges that ended in an error (not counting cancellations).
+    """
+
+    endpoint: str
+    idle: int
+    active: int
+    connecting: int
+    waiting_for_permit: int
+    waiting_for_connection: int
+    opened: int
+    reused: int
+    stale_retries: int
+    closed: tuple[tuple[str, int], ...]
+    responses: int
+    failures: int
+
+    @property
+    def closed_total(self) -> int:
+        return sum(count for _reason, count in self.closed)
+
+    def closed_by(self, reason: str) -> int:
+        return dict(self.closed)[reason]
+
+
+@attrs.frozen
+class ClientStats:
+    """A client at the moment of the snapshot.
+
+    Attributes:
+        endpoints: one :class:`EndpointStats` per endpoint, in the client's order.
+        permits_in_use: the limiter's borrowed tokens. With a shared limiter this counts
+            every holder, not only this client.
+        permits_total: the limiter's total tokens.
+        tasks_waiting_for_permit: tasks queued on the limiter (all holders, if shared).
+        open_connections: connections open or being opened, across endpoints.
+        max_connections: the client's cap on ``open_connections``.
+    """
+
+    endpoints: tuple[EndpointStats, ...]
+    permits_in_use: int
+    permits_total: int
+    tasks_waiting_for_permit: int
+    open_connections: int
+    max_connections: int
+
+    @property
+    def idle(self) -> int:
+        return sum(e.idle for e in self.endpoints)
+
+    @property
+    def active(self) -> int:
+        return sum(e.active for e in self.endpoints)
+
+    @property
+    def connecting(self) -> int:
+        return sum(e.connecting for e in self.endpoints)
+
+    @property
+    def waiting(self) -> int:
+        """Calls of this client waiting for a permit or a connection."""
+        return sum(e.waiting_for_permit + e.waiting_for_connection for e in self.endpoints)
+
+    @property
+    def opened(self) -> int:
+        return sum(e.opened for e in self.endpoints)
+
+    @property
+    def closed(self) -> int:
+        return sum(e.closed_total for e in self.endpoints)
+
+    @property
+    def responses(self) -> int:
+        return sum(e.responses for e in self.endpoints)

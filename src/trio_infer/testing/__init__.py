@@ -1,0 +1,22 @@
+"""Test helpers for trio-infer users and for inference-server test suites.
+
+An in-process HTTP/1.1 server with scriptable handlers (see :mod:`trio_infer.testing._server`
+for the handler contract).
+"""
+
+from ._server import Handler as Handler
+from ._server import Responder as Responder
+from ._server import ServerRequest as ServerRequest
+from ._server import TestServer as TestServer
+from ._server import abort_after as abort_after
+from ._server import default_app as default_app
+from ._server import open_server as open_server
+from ._server import reply as reply
+from ._server import serve as serve
+from ._server import sse as sse
+from ._server import sse_body as sse_body
+
+for _name, _value in list(globals().items()):
+    if not _name.startswith("_") and getattr(_value, "__module__", "").startswith(__name__ + "."):
+        _value.__module__ = __name__
+del _name, _value
