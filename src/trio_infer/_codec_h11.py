@@ -64,6 +64,8 @@ class H11Codec:
         return out + end
 
     def feed(self, data: bytes) -> None:
+        if not data:  # h11 would read b"" as end of stream; that is feed_eof's job
+            return
         self.received += len(data)
         if self.done:
             self.keep_alive = False
@@ -84,6 +86,8 @@ class H11Codec:
             self._drain()
         except ProtocolViolation:
             return
+        # Whatever h11 concluded, a connection the peer closed carries nothing more.
+        self.keep_alive = False
 
     def _drain(self) -> None:
         conn = self._conn
@@ -101,7 +105,12 @@ class H11Codec:
                     self.headers_done = True
                 elif kind is h11.EndOfMessage:
                     self.done = True
-                    self.keep_alive = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                    # Bytes already buffered past the response mean framing we cannot trust.
+                    self.keep_alive = (
+                        conn.our_state is h11.DONE
+                        and conn.their_state is h11.DONE
+                        and not conn.trailing_data[0]
+                    )
                     return
                 elif kind is h11.InformationalResponse:
                     if event.status_code == 101:  # type: ignore[union-attr]

@@ -172,6 +172,11 @@ class HttptoolsCodec:
         parser = self._parser
         assert parser is not None
         self.done = True
+        # HTTP/1.0 keep-alive is refused, as h11 (the reference backend) refuses it: servers
+        # that still speak 1.0 are rarely worth the ambiguity of reusing a connection.
         self.keep_alive = (
-            parser.should_keep_alive() and not self._wants_close and not self._until_eof
+            parser.should_keep_alive()
+            and not self._wants_close
+            and not self._until_eof
+            and self.http_version == b"1.1"
         )

@@ -68,6 +68,7 @@ class Connection:
         "opened_at",
         "permit",
         "phase",
+        "released",
         "requests",
         "sock",
         "state",
@@ -87,6 +88,7 @@ class Connection:
         self.first_byte_at = 0.0
         self.last_receive_at = 0.0
         self.requests = 0
+        self.released = False
         self.permit: Permit | None = None
 
     # --- establishing ----------------------------------------------------------------------

@@ -26,7 +26,11 @@ Rules:
    :class:`ConnectionSlots`; closing gives the slot back. A checkout that finds no idle
    connection and no free slot first closes an idle connection of another endpoint, and
    otherwise waits (FIFO) until a slot or an idle connection frees up.
-4. A pooled connection is checked for liveness on checkout (``is_readable``: a closed or
+4. A connection's slot and close reason are settled exactly once (``Connection.released``),
+   by the first of: its exchange's discard, checkin of a connection closed underneath, idle
+   expiry, eviction, or shutdown. The sweeper only closes a socket (to fail the blocked
+   call); the exchange that owned it then settles it.
+5. A pooled connection is checked for liveness on checkout (``is_readable``: a closed or
    chattering idle socket is readable); one that fails is discarded as ``"server_close"``.
 """
 
@@ -214,11 +218,9 @@ class EndpointPool:
                 self.ssl_context,
                 self.endpoint.host,
             )
-        except BaseException:
+        except BaseException as exc:
             self.connecting.discard(conn)
-            self.closed["error"] += 1
-            conn.close_now()
-            self.slots.free()
+            self._close(conn, "error" if isinstance(exc, Exception) else "interrupted")
             raise
         self.connecting.discard(conn)
         conn.state = "active"
@@ -228,10 +230,11 @@ class EndpointPool:
 
     def checkin(self, conn: Connection, now: float) -> None:
         """Return a connection whose exchange finished cleanly with keep-alive."""
-        if conn.state == "closed":  # the client shut down under the exchange's feet
-            return
         self.active.discard(conn)
         conn.permit = None
+        if conn.state == "closed":  # shut down or expired under the exchange's feet
+            self._close(conn, "error")
+            return
         if self.max_idle is not None and len(self.idle) >= self.max_idle:
             self._close(conn, "max_idle")
             return
@@ -243,16 +246,18 @@ class EndpointPool:
 
     def discard(self, conn: Connection, reason: str) -> None:
         """Close a connection that must not be reused. Idempotent."""
-        if conn.state == "closed":
-            return
         self.active.discard(conn)
         conn.permit = None
         self._close(conn, reason)
 
     def _close(self, conn: Connection, reason: str) -> None:
+        # The socket may already be closed (by the sweeper, or by shutdown); the slot and
+        # the count are settled exactly once, by whichever close comes first here.
         conn.close_now()
-        self.closed[reason] += 1
-        self.slots.free()
+        if not conn.released:
+            conn.released = True
+            self.closed[reason] += 1
+            self.slots.free()
 
     # --- background upkeep -----------------------------------------------------------------
 
@@ -287,9 +292,5 @@ class EndpointPool:
                 conn.permit = None
                 if permit is not None:
                     permit.release()
-                if group is self.connecting:
-                    # Its connecting task still owns the slot and will free it when it fails.
-                    conn.close_now()
-                else:
-                    self._close(conn, "shutdown")
+                self._close(conn, "shutdown")
 

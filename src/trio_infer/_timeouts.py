@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import EllipsisType
 
 import attrs
 
@@ -25,12 +26,16 @@ def _seconds_or_none(instance: object, attribute: attrs.Attribute[float | None],
         )
 
 
+_DEFAULT_CONNECT = 10.0
+
+
 @attrs.frozen
 class Timeouts:
     """Time limits, in seconds, for each phase of an exchange. ``None`` means no limit.
 
     Attributes:
-        connect: establishing the TCP connection (and the TLS handshake).
+        connect: establishing the TCP connection (and the TLS handshake). Default: 10 s, or
+            ``total`` if that is smaller.
         write: sending the whole request.
         read: the longest gap between two received chunks of the response. A stream that drips
             a byte every few seconds never times out on ``read``; bound it with ``total``.
@@ -39,17 +44,29 @@ class Timeouts:
             the last byte of the body. For ``stream()`` it keeps running while the caller
             iterates over the body.
 
-    Every phase limit is also capped by what is left of ``total``; when ``total`` is the limit
-    that expires, the error is :class:`TotalTimeout` whatever phase the call was in.
+    An explicit ``connect`` or ``pool`` larger than ``total`` is a :class:`ConfigError`: it
+    could never fire. When ``total`` is the limit that expires, the error is
+    :class:`TotalTimeout` whatever phase the call was in.
     """
 
-    connect: float | None = attrs.field(default=10.0, validator=_seconds_or_none)
+    connect: float | None = attrs.field(validator=_seconds_or_none)
     write: float | None = attrs.field(default=60.0, validator=_seconds_or_none)
     read: float | None = attrs.field(default=300.0, validator=_seconds_or_none)
     pool: float | None = attrs.field(default=None, validator=_seconds_or_none)
     total: float | None = attrs.field(default=None, validator=_seconds_or_none)
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(
+        self,
+        connect: float | None | EllipsisType = ...,
+        write: float | None = 60.0,
+        read: float | None = 300.0,
+        pool: float | None = None,
+        total: float | None = None,
+    ) -> None:
+        if connect is ...:
+            # Not given: the default yields to a smaller total rather than contradict it.
+            connect = _DEFAULT_CONNECT if total is None else min(_DEFAULT_CONNECT, total)
+        self.__attrs_init__(connect, write, read, pool, total)  # type: ignore[attr-defined]
         if self.total is None:
             return
         for name in ("connect", "pool"):

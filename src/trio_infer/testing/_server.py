@@ -373,8 +373,12 @@ _SMALL_JSON = _json.dumps({"id": "cmpl-0", "object": "text_completion", "ok": Tr
 async def default_app(request: ServerRequest, respond: Responder) -> None:
     """Routes: ``/sse?n=64&gap=0`` SSE tokens; ``/echo`` the request as JSON;
     ``/status/NNN`` that status; ``/delay?s=0.1`` a delayed JSON reply; anything else a small
-    JSON object."""
+    JSON object. Routes match the end of the path, so a client's base path does not matter."""
     path = request.path
+    if "/status/" in path:
+        path = "/status/" + path.rsplit("/", 1)[1]
+    else:
+        path = "/" + path.rsplit("/", 1)[1]
     if path == "/sse":
         query = request.query
         await sse(int(query.get("n", "64")), gap=float(query.get("gap", "0")))(request, respond)
