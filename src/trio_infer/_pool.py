@@ -209,6 +209,7 @@ class EndpointPool:
             raise
         conn = Connection(self.url, sock, make_codec(self.parser))
         self.connecting.add(conn)
+        self.opened += 1
         if self._on_opened is not None:
             self._on_opened()
         try:
@@ -225,7 +226,6 @@ class EndpointPool:
         self.connecting.discard(conn)
         conn.state = "active"
         self.active.add(conn)
-        self.opened += 1
         return conn
 
     def checkin(self, conn: Connection, now: float) -> None:

@@ -19,7 +19,8 @@ class EndpointStats:
         waiting_for_permit: calls to this endpoint queued for a limiter permit.
         waiting_for_connection: calls holding a permit but queued for a connection slot
             (``max_connections`` reached and nothing idle to evict).
-        opened: connections opened since the client started.
+        opened: sockets opened since the client started, including those whose connect then
+            failed (so that ``opened - sum(closed)`` is what is open now).
         reused: exchanges that ran on a pooled connection.
         stale_retries: exchanges moved to a fresh connection because the pooled one had been
             closed by the server before the request reached it.

@@ -137,6 +137,16 @@ class Responder:
         self.aborted = True
         await self._stream.send_all(data)
 
+    async def wait_for_disconnect(self) -> None:
+        """Block until the client closes the connection, as a server notices a cancelled call.
+        The connection is closed after the handler."""
+        self.aborted = True
+        try:
+            while await self._stream.receive_some(65536):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
     async def abort(self) -> None:
         """Reset the connection now (RST: SO_LINGER 0, then close)."""
         self.aborted = True
