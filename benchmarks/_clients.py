@@ -32,7 +32,9 @@ def _sse_events(body_lines: list[bytes]) -> int:
 # --- trio clients -------------------------------------------------------------------------
 
 
-async def _trio_driver(one: Callable[[], Awaitable[int]], concurrency: int, seconds: float) -> tuple[int, float]:
+async def _trio_driver(
+    one: Callable[[], Awaitable[int]], concurrency: int, seconds: float
+) -> tuple[int, float]:
     import trio
 
     count = 0
@@ -58,7 +60,9 @@ async def _trio_driver(one: Callable[[], Awaitable[int]], concurrency: int, seco
     return count, time.perf_counter() - start
 
 
-async def run_trio_infer(url: str, scenario: str, concurrency: int, seconds: float, parser: str) -> tuple[int, float]:
+async def run_trio_infer(
+    url: str, scenario: str, concurrency: int, seconds: float, parser: str
+) -> tuple[int, float]:
     import trio_infer
 
     async with trio_infer.Client(url, limiter=concurrency, parser=parser) as client:
@@ -105,7 +109,9 @@ async def run_httpx(url: str, scenario: str, concurrency: int, seconds: float) -
         return await _trio_driver(one, concurrency, seconds)
 
 
-async def run_raw_h11(url: str, scenario: str, concurrency: int, seconds: float) -> tuple[int, float]:
+async def run_raw_h11(
+    url: str, scenario: str, concurrency: int, seconds: float
+) -> tuple[int, float]:
     """h11 on trio streams, one connection per task: the pure-Python protocol floor."""
     import h11
     import trio
@@ -128,7 +134,7 @@ async def run_raw_h11(url: str, scenario: str, concurrency: int, seconds: float)
         if conn.our_state is h11.DONE:
             conn.start_next_cycle()
         await stream.send_all(
-            conn.send(h11.Request(method="GET", target=path, headers=[("host", host)]))  # type: ignore[arg-type]
+            conn.send(h11.Request(method="GET", target=path, headers=[("host", host)]))
             + (conn.send(h11.EndOfMessage()) or b"")
         )
         body: list[bytes] = []

@@ -20,7 +20,9 @@ JSON_BODY = json.dumps({"id": "cmpl-0", "object": "text_completion", "ok": True}
 
 def sse_body(n: int = SSE_EVENTS) -> bytes:
     events = [
-        "data: " + json.dumps({"id": "cmpl-0", "choices": [{"index": 0, "text": f" tok{i}"}]}) + "\n\n"
+        "data: "
+        + json.dumps({"id": "cmpl-0", "choices": [{"index": 0, "text": f" tok{i}"}]})
+        + "\n\n"
         for i in range(n)
     ]
     events.append("data: [DONE]\n\n")
@@ -34,7 +36,9 @@ def _free_port() -> int:
 
 
 def find_nginx() -> str:
-    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    path = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
     if path is None:
         raise SystemExit("nginx not found: install it with 'apt-get install -y nginx-light'")
     return path

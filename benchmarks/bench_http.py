@@ -27,7 +27,15 @@ from _nginx import run_nginx  # noqa: E402
 
 def run_one(client: str, url: str, scenario: str, concurrency: int, seconds: float) -> float:
     out = subprocess.run(
-        [sys.executable, str(HERE / "_clients.py"), client, url, scenario, str(concurrency), str(seconds)],
+        [
+            sys.executable,
+            str(HERE / "_clients.py"),
+            client,
+            url,
+            scenario,
+            str(concurrency),
+            str(seconds),
+        ],
         capture_output=True,
         text=True,
         timeout=seconds * 10 + 60,
@@ -39,7 +47,9 @@ def run_one(client: str, url: str, scenario: str, concurrency: int, seconds: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64, 1024])
@@ -51,7 +61,10 @@ def main() -> None:
     results: dict[tuple[str, int, str], list[float]] = {}
     with run_nginx() as url:
         for round_index in range(args.rounds):
-            order = args.clients[round_index % len(args.clients) :] + args.clients[: round_index % len(args.clients)]
+            order = (
+                args.clients[round_index % len(args.clients) :]
+                + args.clients[: round_index % len(args.clients)]
+            )
             for scenario in args.scenarios:
                 for concurrency in args.concurrency:
                     for client in order:
@@ -72,12 +85,16 @@ def main() -> None:
     ]
     for scenario in args.scenarios:
         for concurrency in args.concurrency:
-            base = statistics.median(results.get((scenario, concurrency, "aiohttp"), [float("nan")]))
+            base = statistics.median(
+                results.get((scenario, concurrency, "aiohttp"), [float("nan")])
+            )
             cells = []
             for client in args.clients:
                 rates = results[(scenario, concurrency, client)]
                 median = statistics.median(rates)
-                cells.append(f"{median:,.0f} ({median / base:.2f}x) [{min(rates):,.0f}-{max(rates):,.0f}]")
+                cells.append(
+                    f"{median:,.0f} ({median / base:.2f}x) [{min(rates):,.0f}-{max(rates):,.0f}]"
+                )
             unit = "req/s" if scenario == "json" else "events/s"
             lines.append(f"| {scenario} ({unit}) | {concurrency} | " + " | ".join(cells) + " |")
     for scenario in args.scenarios:
@@ -85,7 +102,9 @@ def main() -> None:
             at64 = statistics.median(results[(scenario, 64, "trio-infer")])
             at1024 = statistics.median(results[(scenario, 1024, "trio-infer")])
             lines.append("")
-            lines.append(f"trio-infer {scenario}: 1024 concurrent / 64 concurrent = {at1024 / at64:.2f}")
+            lines.append(
+                f"trio-infer {scenario}: 1024 concurrent / 64 concurrent = {at1024 / at64:.2f}"
+            )
     table = "\n".join(lines)
     print(table)
     if args.markdown:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import trio
 
@@ -15,6 +13,7 @@ def parser(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def server(nursery: trio.Nursery) -> AsyncIterator[TestServer]:
-    """The test server's default app on a free loopback port."""
-    yield await nursery.start(serve, default_app)
+async def server(nursery: trio.Nursery) -> TestServer:
+    """The test server's default app on a free loopback port (stopped with the nursery)."""
+    server: TestServer = await nursery.start(serve, default_app)
+    return server

@@ -17,7 +17,6 @@ from trio_infer.testing import (
     open_server,
     reply,
     serve,
-    sse,
 )
 
 
@@ -42,7 +41,9 @@ async def test_get_json(server: TestServer, parser: str) -> None:
 
 
 async def test_post_json_body_and_headers(server: TestServer, parser: str) -> None:
-    async with trio_infer.Client(server.url, parser=parser, headers={"Authorization": "Bearer s3cret"}) as client:
+    async with trio_infer.Client(
+        server.url, parser=parser, headers={"Authorization": "Bearer s3cret"}
+    ) as client:
         response = await client.request(
             "POST", "/echo", json={"prompt": "hé"}, headers={"X-Trace": "1"}, params={"a": "1 2"}
         )
@@ -82,7 +83,9 @@ async def test_chunked_body(nursery: trio.Nursery, parser: str, chunk_size: int)
         assert client.stats().endpoints[0].reused == 1
 
 
-async def test_head_204_304_have_no_body_and_keep_the_connection(nursery: trio.Nursery, parser: str) -> None:
+async def test_head_204_304_have_no_body_and_keep_the_connection(
+    nursery: trio.Nursery, parser: str
+) -> None:
     async def handler(request: ServerRequest, respond: Responder) -> None:
         status = int(request.path.strip("/") or 200)
         headers = [] if status in (204, 304) else [("content-type", "text/plain")]
@@ -122,7 +125,12 @@ async def test_server_connection_close_is_honoured(nursery: trio.Nursery, parser
         for _ in range(3):
             assert (await client.request("GET", "/")).content == b"bye"
         stats = client.stats().endpoints[0]
-        assert (stats.opened, stats.reused, stats.closed_by("server_close"), stats.idle) == (3, 0, 3, 0)
+        assert (stats.opened, stats.reused, stats.closed_by("server_close"), stats.idle) == (
+            3,
+            0,
+            3,
+            0,
+        )
     await server.wait_until(lambda s: s.connections_open == 0)
 
 
@@ -138,7 +146,9 @@ async def test_body_delimited_by_close(nursery: trio.Nursery, parser: str) -> No
 
 
 async def test_keepalive_off_sends_connection_close(server: TestServer, parser: str) -> None:
-    async with trio_infer.Client(server.url, parser=parser, keepalive=trio_infer.KeepAlive.off()) as client:
+    async with trio_infer.Client(
+        server.url, parser=parser, keepalive=trio_infer.KeepAlive.off()
+    ) as client:
         for _ in range(3):
             echo = (await client.request("GET", "/echo")).json()
             assert ["connection", "close"] in echo["headers"]
@@ -180,7 +190,9 @@ async def test_stream_sse(server: TestServer, parser: str) -> None:
             # the body ended: permit back and connection pooled before the block exits
             assert client.limiter.borrowed_tokens == 0
             assert response.is_closed
-        assert [e.data for e in events[:-1]] == [json.dumps({"index": i, "text": f"tok{i}"}) for i in range(5)]
+        assert [e.data for e in events[:-1]] == [
+            json.dumps({"index": i, "text": f"tok{i}"}) for i in range(5)
+        ]
         assert events[-1].data == "[DONE]"
         assert all(e.received_at >= response.timing.first_byte for e in events)
         assert response.timing.end >= max(e.received_at for e in events)  # type: ignore[operator]
@@ -191,7 +203,14 @@ async def test_stream_lines_and_bytes(server: TestServer, parser: str) -> None:
     async with trio_infer.Client(server.url, parser=parser) as client:
         async with client.stream("GET", "/sse", params={"n": 2}) as response:
             lines = [line.text async for line in response.aiter_lines()]
-        assert lines == ['data: {"index": 0, "text": "tok0"}', "", 'data: {"index": 1, "text": "tok1"}', "", "data: [DONE]", ""]
+        assert lines == [
+            'data: {"index": 0, "text": "tok0"}',
+            "",
+            'data: {"index": 1, "text": "tok1"}',
+            "",
+            "data: [DONE]",
+            "",
+        ]
         async with client.stream("GET", "/json") as response:
             chunks = [chunk async for chunk in response.aiter_bytes()]
         assert json.loads(b"".join(c.data for c in chunks))["ok"] is True
@@ -232,9 +251,17 @@ async def test_connect_refused_is_connect_error(parser: str) -> None:
     [
         (b"", trio_infer.ReadError, "reset by peer"),
         (b"HTTP/1.1 200 OK\r\nContent-Le", trio_infer.ReadError, "reset by peer"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", trio_infer.ReadError, "reset by peer"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+            trio_infer.ReadError,
+            "reset by peer",
+        ),
         (b"HTTP/1.1 2x0 OK\r\n\r\n", trio_infer.RemoteProtocolError, "invalid HTTP/1.1"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", trio_infer.RemoteProtocolError, "invalid"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n",
+            trio_infer.RemoteProtocolError,
+            "invalid",
+        ),
     ],
 )
 async def test_broken_responses_raise_typed_errors(
@@ -266,7 +293,9 @@ async def test_reset_mid_stream_raises_read_error(nursery: trio.Nursery, parser:
         assert_quiet(client)
 
 
-async def test_stale_pooled_connection_is_replaced_transparently(nursery: trio.Nursery, parser: str) -> None:
+async def test_stale_pooled_connection_is_replaced_transparently(
+    nursery: trio.Nursery, parser: str
+) -> None:
     """The server closes an idle keepalive connection; the next request must not fail."""
     first_connection_done = trio.Event()
 
@@ -274,7 +303,9 @@ async def test_stale_pooled_connection_is_replaced_transparently(nursery: trio.N
         await reply(b"ok")(request, respond)
         if request.connection_index == 0:
             first_connection_done.set()
-            await respond.abort()  # server drops the connection after answering, like an idle timeout
+            await (
+                respond.abort()
+            )  # server drops the connection after answering, like an idle timeout
 
     server = await nursery.start(serve, handler)
     async with trio_infer.Client(server.url, parser=parser) as client:
@@ -289,7 +320,9 @@ async def test_stale_pooled_connection_is_replaced_transparently(nursery: trio.N
         assert stats.closed_by("server_close") == 1
 
 
-async def test_stale_race_after_checkout_retries_once(nursery: trio.Nursery, parser: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_stale_race_after_checkout_retries_once(
+    nursery: trio.Nursery, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The race the liveness check cannot see: the server closes after the check passed."""
     server = await nursery.start(serve, reply(b"ok"))
     async with trio_infer.Client(server.url, parser=parser) as client:
@@ -305,7 +338,9 @@ async def test_stale_race_after_checkout_retries_once(nursery: trio.Nursery, par
         assert (stats.stale_retries, stats.failures, stats.opened) == (1, 0, 2)
 
 
-async def test_a_fresh_connection_failing_is_not_retried(nursery: trio.Nursery, parser: str) -> None:
+async def test_a_fresh_connection_failing_is_not_retried(
+    nursery: trio.Nursery, parser: str
+) -> None:
     server = await nursery.start(serve, abort_after(b""))
     async with trio_infer.Client(server.url, parser=parser) as client:
         with pytest.raises(trio_infer.ReadError):
@@ -314,7 +349,9 @@ async def test_a_fresh_connection_failing_is_not_retried(nursery: trio.Nursery, 
         assert len(server.requests) == 1
 
 
-async def test_read_timeout(nursery: trio.Nursery, parser: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_read_timeout(
+    nursery: trio.Nursery, parser: str, autojump_clock: trio.testing.MockClock
+) -> None:
     async def stall(request: ServerRequest, respond: Responder) -> None:
         await trio.sleep_forever()
 
@@ -341,15 +378,21 @@ async def test_slow_drip_within_read_timeout_succeeds(
         await respond.end()
 
     server = await nursery.start(serve, drip)
-    async with trio_infer.Client(server.url, parser=parser, timeouts=trio_infer.Timeouts(read=5)) as client:
+    async with trio_infer.Client(
+        server.url, parser=parser, timeouts=trio_infer.Timeouts(read=5)
+    ) as client:
         assert (await client.request("GET", "/")).content == b"hello"
         with pytest.raises(trio_infer.TotalTimeout):
             await client.request("GET", "/", timeouts=trio_infer.Timeouts(read=5, total=10))
         assert_quiet(client)
 
 
-async def test_slow_consumer_is_not_a_read_timeout(server: TestServer, parser: str, autojump_clock: trio.testing.MockClock) -> None:
-    async with trio_infer.Client(server.url, parser=parser, timeouts=trio_infer.Timeouts(read=1)) as client:
+async def test_slow_consumer_is_not_a_read_timeout(
+    server: TestServer, parser: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trio_infer.Client(
+        server.url, parser=parser, timeouts=trio_infer.Timeouts(read=1)
+    ) as client:
         async with client.stream("GET", "/sse", params={"n": 3}) as response:
             count = 0
             async for _ in response.aiter_sse():
@@ -363,13 +406,17 @@ async def test_total_timeout_covers_the_stream_block(
 ) -> None:
     async with trio_infer.Client(server.url, parser=parser) as client:
         with pytest.raises(trio_infer.TotalTimeout):
-            async with client.stream("GET", "/sse", timeouts=trio_infer.Timeouts(total=2)) as response:  # noqa: E501
+            async with client.stream(
+                "GET", "/sse", timeouts=trio_infer.Timeouts(total=2)
+            ) as response:
                 async for _ in response.aiter_sse():
                     await trio.sleep(1)
         assert_quiet(client)
 
 
-async def test_connect_timeout(parser: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_connect_timeout(
+    parser: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A connect that never completes (a peer dropping SYNs) fails as ConnectTimeout."""
 
     async def unanswered_connect(self: trio.socket.SocketType, address: object) -> None:
@@ -384,7 +431,9 @@ async def test_connect_timeout(parser: str, autojump_clock: trio.testing.MockClo
     port = listener.getsockname()[1]
     with trio.socket.socket() as probe:
         monkeypatch.setattr(type(probe), "connect", unanswered_connect)
-    async with trio_infer.Client(f"127.0.0.1:{port}", parser=parser, timeouts=trio_infer.Timeouts(connect=3)) as client:
+    async with trio_infer.Client(
+        f"127.0.0.1:{port}", parser=parser, timeouts=trio_infer.Timeouts(connect=3)
+    ) as client:
         start = trio.current_time()
         with pytest.raises(trio_infer.ConnectTimeout, match="connect timeout"):
             await client.request("GET", "/")
@@ -395,7 +444,9 @@ async def test_connect_timeout(parser: str, autojump_clock: trio.testing.MockClo
     listener.close()
 
 
-async def test_pool_timeout_when_no_permit(server: TestServer, parser: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_pool_timeout_when_no_permit(
+    server: TestServer, parser: str, autojump_clock: trio.testing.MockClock
+) -> None:
     limiter = trio.CapacityLimiter(1)
     async with trio_infer.Client(server.url, parser=parser, limiter=limiter) as client:
         await limiter.acquire()
@@ -426,7 +477,9 @@ async def test_max_connections_waits_for_a_slot(nursery: trio.Nursery, parser: s
         assert client.stats().opened == 2
 
 
-async def test_max_connections_evicts_idle_of_another_endpoint(nursery: trio.Nursery, parser: str) -> None:
+async def test_max_connections_evicts_idle_of_another_endpoint(
+    nursery: trio.Nursery, parser: str
+) -> None:
     a = await nursery.start(serve, reply(b"a"))
     b = await nursery.start(serve, reply(b"b"))
     async with trio_infer.Client([a.url, b.url], parser=parser, max_connections=1) as client:
@@ -436,7 +489,9 @@ async def test_max_connections_evicts_idle_of_another_endpoint(nursery: trio.Nur
         assert sum(e.closed_by("evicted") for e in stats.endpoints) == 3
 
 
-async def test_idle_connections_expire(server: TestServer, parser: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_idle_connections_expire(
+    server: TestServer, parser: str, autojump_clock: trio.testing.MockClock
+) -> None:
     keepalive = trio_infer.KeepAlive.on(idle_timeout=4)
     async with trio_infer.Client(server.url, parser=parser, keepalive=keepalive) as client:
         await client.request("GET", "/json")
@@ -457,7 +512,9 @@ async def test_max_idle(nursery: trio.Nursery, parser: str) -> None:
         await reply(b"ok")(request, respond)
 
     server = await nursery.start(serve, handler)
-    async with trio_infer.Client(server.url, parser=parser, keepalive=trio_infer.KeepAlive.on(max_idle=2)) as client:
+    async with trio_infer.Client(
+        server.url, parser=parser, keepalive=trio_infer.KeepAlive.on(max_idle=2)
+    ) as client:
         async with trio.open_nursery() as inner:
             for _ in range(5):
                 inner.start_soon(client.request, "GET", "/")
@@ -540,7 +597,9 @@ async def test_unresolvable_host_fails_on_enter() -> None:
         ({"method": "POST", "path": "/", "content": "text"}, "bytes"),
     ],
 )
-async def test_invalid_requests_are_rejected_before_sending(server: TestServer, kwargs: dict[str, object], match: str) -> None:
+async def test_invalid_requests_are_rejected_before_sending(
+    server: TestServer, kwargs: dict[str, object], match: str
+) -> None:
     async with trio_infer.Client(server.url) as client:
         with pytest.raises(trio_infer.InvalidRequest, match=match):
             await client.request(**kwargs)  # type: ignore[arg-type]
@@ -561,4 +620,3 @@ async def test_secret_headers_are_not_in_reprs(server: TestServer) -> None:
     async with trio_infer.Client(server.url, headers={"Authorization": "Bearer s3cret"}) as client:
         response = await client.request("GET", "/echo")
         assert "s3cret" not in repr(client) + repr(response)
-

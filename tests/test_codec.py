@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,9 @@ PARSERS = ["httptools", "h11"]
 GET = (b"GET", b"/x", [(b"host", b"example")], b"")
 
 
-def run(parser: str, wire: bytes, *, method: bytes = b"GET", split: int = 0, eof: bool = False) -> Codec:
+def run(
+    parser: str, wire: bytes, *, method: bytes = b"GET", split: int = 0, eof: bool = False
+) -> Codec:
     codec = make_codec(resolve_parser(parser))
     codec.start_request(method, b"/x", [(b"host", b"example")], b"")
     if split:
@@ -27,7 +31,15 @@ def run(parser: str, wire: bytes, *, method: bytes = b"GET", split: int = 0, eof
 
 CASES = [
     # (name, wire, method, eof, status, body, keep_alive)
-    ("content-length", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", b"GET", False, 200, b"hello", True),
+    (
+        "content-length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET",
+        False,
+        200,
+        b"hello",
+        True,
+    ),
     (
         "chunked",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
@@ -37,7 +49,15 @@ CASES = [
         b"hello world",
         True,
     ),
-    ("until-eof", b"HTTP/1.1 200 OK\r\n\r\nstreamed to close", b"GET", True, 200, b"streamed to close", False),
+    (
+        "until-eof",
+        b"HTTP/1.1 200 OK\r\n\r\nstreamed to close",
+        b"GET",
+        True,
+        200,
+        b"streamed to close",
+        False,
+    ),
     ("head", b"HTTP/1.1 200 OK\r\nContent-Length: 123\r\n\r\n", b"HEAD", False, 200, b"", True),
     ("204", b"HTTP/1.1 204 No Content\r\n\r\n", b"GET", False, 204, b"", True),
     ("304", b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", b"GET", False, 304, b"", True),
@@ -59,8 +79,24 @@ CASES = [
         b"",
         True,
     ),
-    ("server close", b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", b"GET", False, 200, b"ok", False),
-    ("http/1.0", b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", b"GET", False, 200, b"ok", False),
+    (
+        "server close",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        b"GET",
+        False,
+        200,
+        b"ok",
+        False,
+    ),
+    (
+        "http/1.0",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"GET",
+        False,
+        200,
+        b"ok",
+        False,
+    ),
     (
         "http/1.0 keep-alive",
         b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
@@ -70,18 +106,44 @@ CASES = [
         b"ok",
         False,  # both backends refuse HTTP/1.0 keep-alive (h11 does, by design)
     ),
-    ("404", b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnah", b"GET", False, 404, b"nah", True),
+    (
+        "404",
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnah",
+        b"GET",
+        False,
+        404,
+        b"nah",
+        True,
+    ),
 ]
 
 
 @pytest.mark.parametrize("parser", PARSERS)
 @pytest.mark.parametrize("split", [0, 1, 3])
-@pytest.mark.parametrize(("name", "wire", "method", "eof", "status", "body", "keep_alive"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "wire", "method", "eof", "status", "body", "keep_alive"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
 def test_response_table(
-    parser: str, split: int, name: str, wire: bytes, method: bytes, eof: bool, status: int, body: bytes, keep_alive: bool
+    parser: str,
+    split: int,
+    name: str,
+    wire: bytes,
+    method: bytes,
+    eof: bool,
+    status: int,
+    body: bytes,
+    keep_alive: bool,
 ) -> None:
     codec = run(parser, wire, method=method, split=split, eof=eof)
-    assert (codec.headers_done, codec.done, codec.status, b"".join(codec.body), codec.keep_alive) == (
+    assert (
+        codec.headers_done,
+        codec.done,
+        codec.status,
+        b"".join(codec.body),
+        codec.keep_alive,
+    ) == (
         True,
         True,
         status,
@@ -93,7 +155,10 @@ def test_response_table(
 
 @pytest.mark.parametrize("parser", PARSERS)
 def test_headers_kept_in_order_with_duplicates(parser: str) -> None:
-    codec = run(parser, b"HTTP/1.1 200 OK\r\nX-A: 1\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nContent-Length: 0\r\n\r\n")
+    codec = run(
+        parser,
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nContent-Length: 0\r\n\r\n",
+    )
     names = [name.lower() for name, _ in codec.headers]
     assert names == [b"x-a", b"set-cookie", b"set-cookie", b"content-length"]
     assert codec.reason == b"OK"
@@ -123,7 +188,10 @@ def test_request_serialisation_is_valid_http(parser: str) -> None:
 
     codec = make_codec(resolve_parser(parser))
     wire = codec.start_request(
-        b"POST", b"/v1/x?a=1", [(b"host", b"h:1"), (b"content-length", b"4"), (b"x-k", b"v")], b"body"
+        b"POST",
+        b"/v1/x?a=1",
+        [(b"host", b"h:1"), (b"content-length", b"4"), (b"x-k", b"v")],
+        b"body",
     )
     server = h11.Connection(h11.SERVER)
     server.receive_data(wire)
@@ -201,16 +269,17 @@ response_parts = st.fixed_dictionaries(
         "body": st.binary(max_size=300),
         "chunked": st.booleans(),
         "extra": st.lists(
-            st.tuples(st.from_regex(rb"\AX-[A-Za-z]{1,8}\Z"), st.from_regex(rb"\A[ -~]{0,20}\Z")), max_size=4
+            st.tuples(st.from_regex(rb"\AX-[A-Za-z]{1,8}\Z"), st.from_regex(rb"\A[ -~]{0,20}\Z")),
+            max_size=4,
         ),
     }
 )
 
 
 def _wire(parts: dict[str, object]) -> tuple[bytes, bytes]:
-    status = parts["status"]
+    status = int(parts["status"])  # type: ignore[call-overload]
     body: bytes = parts["body"] if status not in (204, 304) else b""  # type: ignore[assignment]
-    head = [b"HTTP/1.1 %d X" % status]  # type: ignore[str-bytes-safe]
+    head = [b"HTTP/1.1 %d X" % status]
     for name, value in parts["extra"]:  # type: ignore[attr-defined]
         head.append(name + b": " + value.strip())
     if status in (204, 304):
@@ -226,14 +295,16 @@ def _wire(parts: dict[str, object]) -> tuple[bytes, bytes]:
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(parts=response_parts, cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8))
-def test_valid_responses_parse_identically_however_split(parts: dict[str, object], cuts: list[int]) -> None:
+def test_valid_responses_parse_identically_however_split(
+    parts: dict[str, object], cuts: list[int]
+) -> None:
     wire, body = _wire(parts)
     points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
     results = []
     for parser in PARSERS:
         codec = make_codec(resolve_parser(parser))
         codec.start_request(*GET)
-        for a, b in zip(points, points[1:], strict=False):
+        for a, b in itertools.pairwise(points):
             if b > a:
                 codec.feed(wire[a:b])
         results.append((codec.done, codec.status, b"".join(codec.body), codec.keep_alive))
@@ -241,8 +312,14 @@ def test_valid_responses_parse_identically_however_split(parts: dict[str, object
 
 
 @settings(max_examples=500)
-@given(data=st.binary(max_size=400), parser=st.sampled_from(PARSERS), method=st.sampled_from([b"GET", b"HEAD"]))
-def test_arbitrary_bytes_only_raise_protocol_violation(data: bytes, parser: str, method: bytes) -> None:
+@given(
+    data=st.binary(max_size=400),
+    parser=st.sampled_from(PARSERS),
+    method=st.sampled_from([b"GET", b"HEAD"]),
+)
+def test_arbitrary_bytes_only_raise_protocol_violation(
+    data: bytes, parser: str, method: bytes
+) -> None:
     codec = make_codec(resolve_parser(parser))
     codec.start_request(method, b"/", [(b"host", b"h")], b"")
     try:

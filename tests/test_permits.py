@@ -47,7 +47,9 @@ async def test_excess_callers_wait_in_fifo_order(nursery: trio.Nursery, parser: 
         assert_released(client)
 
 
-async def test_shared_limiter_bounds_server_concurrency_across_clients(nursery: trio.Nursery, parser: str) -> None:
+async def test_shared_limiter_bounds_server_concurrency_across_clients(
+    nursery: trio.Nursery, parser: str
+) -> None:
     async def handler(request: ServerRequest, respond: Responder) -> None:
         # Yield a few times so that in-flight requests overlap as much as the bound allows.
         for _ in range(3):
@@ -83,7 +85,9 @@ async def test_released_on_success_and_on_http_error(server: TestServer, parser:
         assert_released(client)
 
 
-async def test_released_on_cancel_while_waiting_for_a_permit(server: TestServer, parser: str) -> None:
+async def test_released_on_cancel_while_waiting_for_a_permit(
+    server: TestServer, parser: str
+) -> None:
     limiter = trio.CapacityLimiter(1)
     async with trio_infer.Client(server.url, parser=parser, limiter=limiter) as client:
         await limiter.acquire()
@@ -129,10 +133,15 @@ async def test_released_when_breaking_out_of_aiter_sse(server: TestServer, parse
             assert client.limiter.borrowed_tokens == 1  # the stream is still open here
         assert_released(client)
         stats = client.stats().endpoints[0]
-        assert (stats.idle, stats.closed_by("interrupted")) == (0, 1)  # its framing is unknown: closed
+        assert (stats.idle, stats.closed_by("interrupted")) == (
+            0,
+            1,
+        )  # its framing is unknown: closed
 
 
-async def test_released_when_an_exception_leaves_the_stream_block(server: TestServer, parser: str) -> None:
+async def test_released_when_an_exception_leaves_the_stream_block(
+    server: TestServer, parser: str
+) -> None:
     async with trio_infer.Client(server.url, parser=parser) as client:
         with pytest.raises(ZeroDivisionError):
             async with client.stream("GET", "/sse", params={"n": 50, "gap": 1}) as response:
@@ -160,19 +169,25 @@ async def test_stream_closed_from_another_task(server: TestServer, parser: str) 
         assert_released(client)
 
 
-async def test_released_on_timeout(nursery: trio.Nursery, parser: str, autojump_clock: trio.testing.MockClock) -> None:
+async def test_released_on_timeout(
+    nursery: trio.Nursery, parser: str, autojump_clock: trio.testing.MockClock
+) -> None:
     async def stall(request: ServerRequest, respond: Responder) -> None:
         await trio.sleep_forever()
 
     server = await nursery.start(serve, stall)
-    async with trio_infer.Client(server.url, parser=parser, timeouts=trio_infer.Timeouts(read=1)) as client:
+    async with trio_infer.Client(
+        server.url, parser=parser, timeouts=trio_infer.Timeouts(read=1)
+    ) as client:
         for _ in range(3):
             with pytest.raises(trio_infer.ReadTimeout):
                 await client.request("GET", "/")
         assert_released(client)
 
 
-async def test_permit_is_not_held_while_the_caller_waits_elsewhere(server: TestServer, parser: str) -> None:
+async def test_permit_is_not_held_while_the_caller_waits_elsewhere(
+    server: TestServer, parser: str
+) -> None:
     """request() returns with the permit back: it covers only the network exchange."""
     async with trio_infer.Client(server.url, parser=parser, limiter=1) as client:
         response = await client.request("GET", "/json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -50,7 +52,9 @@ def test_data(wire: bytes, expected: list[str], split: int) -> None:
 
 
 def test_event_id_retry_fields() -> None:
-    events = decode(b"event: token\nid: 7\nretry: 1500\ndata: a\n\ndata: b\n\nid\ndata: c\n\nretry: x1\ndata: d\n\n")
+    events = decode(
+        b"event: token\nid: 7\nretry: 1500\ndata: a\n\ndata: b\n\nid\ndata: c\n\nretry: x1\ndata: d\n\n"
+    )
     assert [(e.event, e.id, e.retry, e.data) for e in events] == [
         ("token", "7", 1500, "a"),
         ("message", "7", None, "b"),  # id persists, event type and retry do not
@@ -96,7 +100,16 @@ def test_line_decoder_keeps_a_final_empty_line_ended_by_cr() -> None:
 events_strategy = st.lists(
     st.fixed_dictionaries(
         {
-            "data": st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=20), min_size=1, max_size=3),
+            "data": st.lists(
+                st.text(
+                    alphabet=st.characters(
+                        blacklist_characters="\r\n\x00", blacklist_categories=["Cs"]
+                    ),
+                    max_size=20,
+                ),
+                min_size=1,
+                max_size=3,
+            ),
             "event": st.one_of(st.none(), st.from_regex(r"\A[a-z]{1,8}\Z")),
             "id": st.one_of(st.none(), st.from_regex(r"\A[0-9a-z]{1,6}\Z")),
         }
@@ -106,7 +119,11 @@ events_strategy = st.lists(
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(events=events_strategy, newline=st.sampled_from(["\n", "\r\n", "\r"]), cuts=st.lists(st.integers(0, 5000), max_size=10))
+@given(
+    events=events_strategy,
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    cuts=st.lists(st.integers(0, 5000), max_size=10),
+)
 def test_any_encoding_and_chunking_decodes_the_same(
     events: list[dict[str, object]], newline: str, cuts: list[int]
 ) -> None:
@@ -123,11 +140,12 @@ def test_any_encoding_and_chunking_decodes_the_same(
     points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
     decoder = SSEDecoder()
     got: list[ServerSentEvent] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         got += decoder.feed(wire[a:b], 0.0)
     got += decoder.flush(0.0)
     assert [(e.data, e.event) for e in got] == [
-        ("\n".join(e["data"]), e["event"] or "message") for e in events  # type: ignore[arg-type]
+        ("\n".join(e["data"]), e["event"] or "message")  # type: ignore[arg-type]
+        for e in events
     ]
 
 

@@ -14,7 +14,7 @@ from ._errors import ReadError as ReadError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RemoteProtocolError as RemoteProtocolError
 from ._errors import StreamClosed as StreamClosed
-from ._errors import TimeoutError as TimeoutError  # noqa: A004
+from ._errors import TimeoutError as TimeoutError
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import TransportError as TransportError
 from ._errors import WriteError as WriteError
@@ -35,13 +35,13 @@ __version__ = "0.1.0"
 
 
 def _fix_module_names() -> None:
+    import contextlib
+
     # Reprs, docs and pickles should name the public path, not the private module.
     for name, value in list(globals().items()):
         if not name.startswith("_") and getattr(value, "__module__", "").startswith("trio_infer._"):
-            try:
+            with contextlib.suppress(AttributeError, TypeError):
                 value.__module__ = __name__
-            except (AttributeError, TypeError):
-                pass
 
 
 _fix_module_names()

@@ -64,7 +64,9 @@ _TOKEN_CHARS: Final = frozenset(
 )
 
 
-def _encode_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> list[tuple[bytes, bytes]]:
+def _encode_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+) -> list[tuple[bytes, bytes]]:
     if headers is None:
         return []
     items = headers.items() if isinstance(headers, Mapping) else headers
@@ -88,7 +90,9 @@ def _encode_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | Non
     return out
 
 
-def _merge(base: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _merge(
+    base: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
     """``base`` with every header named in ``extra`` replaced by ``extra``'s values."""
     if not extra:
         return base
@@ -157,8 +161,14 @@ class Client:
         budget = fd_budget()
         if max_connections is None:
             max_connections = budget
-        elif isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
-            raise ConfigError(f"max_connections={max_connections!r} must be a whole number >= 1 or None")
+        elif (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ConfigError(
+                f"max_connections={max_connections!r} must be a whole number >= 1 or None"
+            )
         elif max_connections > budget:
             raise ConfigError(
                 f"max_connections={max_connections} exceeds the file-descriptor budget of {budget} "
@@ -310,7 +320,9 @@ class Client:
         if not raw_method or not _TOKEN_CHARS.issuperset(raw_method):
             raise InvalidRequest(f"method {method!r} is not a valid HTTP method token")
         if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidRequest(f"path {path!r} must start with '/' (it is joined to the endpoint's URL)")
+            raise InvalidRequest(
+                f"path {path!r} must start with '/' (it is joined to the endpoint's URL)"
+            )
         if not path.isascii() or " " in path:
             path = urllib.parse.quote(path, safe="/%?=&:@!$'()*+,;~-._")
         target = pool.base_path + path.encode("ascii")
@@ -425,8 +437,12 @@ class Client:
             method, path, params, headers, content, json
         )
         t = self._timeouts_for(timeouts)
-        with trio.CancelScope(deadline=trio.current_time() + t.total if t.total is not None else math.inf) as scope:
-            response, conn, permit = await self._open(pool, raw_method, target, request_headers, body, t)
+        with trio.CancelScope(
+            deadline=trio.current_time() + t.total if t.total is not None else math.inf
+        ) as scope:
+            response, conn, permit = await self._open(
+                pool, raw_method, target, request_headers, body, t
+            )
             try:
                 response._conn = conn
                 response._pool = pool

@@ -45,7 +45,9 @@ class Codec(Protocol):
     #: bytes of response (any part) received since ``start_request``
     received: int
 
-    def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes: ...
+    def start_request(
+        self, method: bytes, target: bytes, headers: Headers, body: bytes
+    ) -> bytes: ...
 
     def feed(self, data: bytes) -> None: ...
 

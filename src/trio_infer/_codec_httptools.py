@@ -30,6 +30,7 @@ class HttptoolsCodec:
         "_parser",
         "_reason",
         "_until_eof",
+        "_wants_close",
         "body",
         "done",
         "headers",
@@ -39,7 +40,6 @@ class HttptoolsCodec:
         "reason",
         "received",
         "status",
-        "_wants_close",
     )
 
     def __init__(self) -> None:
@@ -100,7 +100,9 @@ class HttptoolsCodec:
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            raise ProtocolViolation("the server switched protocols (Upgrade), not HTTP/1.1") from exc
+            raise ProtocolViolation(
+                "the server switched protocols (Upgrade), not HTTP/1.1"
+            ) from exc
         except httptools.HttpParserError as exc:
             context = exc.__context__
             if isinstance(context, ProtocolViolation):

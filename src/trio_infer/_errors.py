@@ -89,7 +89,7 @@ class StreamClosed(TransportError):
     """The response stream was closed (possibly by another task) while it was being read."""
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(TransportError, builtins.TimeoutError):
     """A phase of the exchange ran past its time limit (see :class:`trio_infer.Timeouts`).
 
     It is also a :class:`builtins.TimeoutError`, so ``except TimeoutError`` catches it in code
@@ -161,10 +161,14 @@ def map_transport_error(exc: BaseException, *, phase: str, endpoint: str) -> Tra
     if isinstance(exc, TransportError):
         return exc
     if isinstance(exc, trio.ClosedResourceError):
-        return StreamClosed("the connection was closed by this client", endpoint=endpoint, phase=phase)
+        return StreamClosed(
+            "the connection was closed by this client", endpoint=endpoint, phase=phase
+        )
     cls = _FAILURE_BY_PHASE.get(phase, ReadError)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return ConnectError(f"TLS certificate verification failed: {exc}", endpoint=endpoint, phase=phase)
+        return ConnectError(
+            f"TLS certificate verification failed: {exc}", endpoint=endpoint, phase=phase
+        )
     if isinstance(exc, trio.BrokenResourceError):
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError):

@@ -125,7 +125,9 @@ class Connection:
 
     # --- one exchange ----------------------------------------------------------------------
 
-    def start(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    def start(
+        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> bytes:
         self.first_byte_at = 0.0
         self.requests += 1
         return self.codec.start_request(method, target, headers, body)
@@ -161,7 +163,7 @@ class Connection:
             if self._tls is None:
                 data = await self.sock.recv(RECEIVE_SIZE)
             else:
-                data = await self._tls.receive_some(RECEIVE_SIZE)
+                data = bytes(await self._tls.receive_some(RECEIVE_SIZE))
         except Exception as exc:
             raise self.error(exc, "read") from exc
         self.deadline = _INF

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -11,18 +11,20 @@ from ._errors import ConfigError
 __all__ = ["KeepAlive"]
 
 
-def _positive_or_none(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"KeepAlive {attribute.name}={value!r} must be a positive number or None")
 
 
-def _count_or_none(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _count_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"KeepAlive {attribute.name}={value!r} must be a whole number >= 0 or None")
+        raise ConfigError(
+            f"KeepAlive {attribute.name}={value!r} must be a whole number >= 0 or None"
+        )
 
 
 @attrs.frozen

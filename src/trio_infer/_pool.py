@@ -87,7 +87,9 @@ class ConnectionSlots:
         """Close the longest-idle connection of any pool; False if none is idle."""
         oldest: EndpointPool | None = None
         for pool in self.pools:
-            if pool.idle and (oldest is None or pool.idle[0].idle_since < oldest.idle[0].idle_since):
+            if pool.idle and (
+                oldest is None or pool.idle[0].idle_since < oldest.idle[0].idle_since
+            ):
                 oldest = pool
         if oldest is None:
             return False
@@ -149,7 +151,9 @@ class EndpointPool:
             )
         except OSError as exc:
             raise ConnectError(
-                f"cannot resolve host {self.endpoint.host!r}: {exc}", endpoint=self.url, phase="connect"
+                f"cannot resolve host {self.endpoint.host!r}: {exc}",
+                endpoint=self.url,
+                phase="connect",
             ) from exc
         seen: set[tuple[object, ...]] = set()
         for family, type_, proto, _name, sockaddr in infos:
@@ -158,7 +162,9 @@ class EndpointPool:
                 self.addresses.append((family, type_, proto, sockaddr))
         if not self.addresses:
             raise ConnectError(
-                f"host {self.endpoint.host!r} resolved to no address", endpoint=self.url, phase="connect"
+                f"host {self.endpoint.host!r} resolved to no address",
+                endpoint=self.url,
+                phase="connect",
             )
 
     # --- checkout / checkin ----------------------------------------------------------------
@@ -293,4 +299,3 @@ class EndpointPool:
                 if permit is not None:
                     permit.release()
                 self._close(conn, "shutdown")
-

@@ -12,7 +12,7 @@ import trio
 
 from ._errors import Error, HTTPStatusError, StreamClosed
 from ._headers import Headers
-from ._sse import Line, LineDecoder, SSEDecoder, ServerSentEvent
+from ._sse import Line, LineDecoder, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
     from ._http11 import Connection
@@ -152,7 +152,9 @@ class Response:
 
     @property
     def timing(self) -> Timing:
-        return Timing(self._t_start, self._t_connected, self._t_sent, self._t_first_byte, self._t_end)
+        return Timing(
+            self._t_start, self._t_connected, self._t_sent, self._t_first_byte, self._t_end
+        )
 
     @property
     def is_success(self) -> bool:

@@ -101,7 +101,10 @@ class LineDecoder:
         self._splitter = _LineSplitter()
 
     def feed(self, chunk: bytes, received_at: float) -> list[Line]:
-        return [Line(line.decode("utf-8", "replace"), received_at) for line in self._splitter.split(chunk)]
+        return [
+            Line(line.decode("utf-8", "replace"), received_at)
+            for line in self._splitter.split(chunk)
+        ]
 
     def flush(self, received_at: float) -> list[Line]:
         last = self._splitter.flush()
@@ -139,8 +142,8 @@ class SSEDecoder:
     def flush(self, received_at: float) -> list[ServerSentEvent]:
         """Dispatch what the stream left unterminated (see the module docstring)."""
         events: list[ServerSentEvent] = []
-        if self._head:
-            self._head, head = None, self._head
+        head, self._head = self._head, None
+        if head:
             for line in self._splitter.split(head):
                 self._line(line, events, received_at)
         last = self._splitter.flush()
@@ -167,7 +170,7 @@ class SSEDecoder:
             return
         if line[0] == 58:  # ':' starts a comment
             return
-        name, colon, value = line.partition(b":")
+        name, _, value = line.partition(b":")
         if value[:1] == b" ":
             value = value[1:]
         if name == b"data":

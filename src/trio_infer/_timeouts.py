@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from types import EllipsisType
+from typing import Any
 
 import attrs
 
@@ -12,7 +13,7 @@ from ._errors import ConfigError
 __all__ = ["Timeouts"]
 
 
-def _seconds_or_none(instance: object, attribute: attrs.Attribute[float | None], value: object) -> None:
+def _seconds_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -29,7 +30,7 @@ def _seconds_or_none(instance: object, attribute: attrs.Attribute[float | None],
 _DEFAULT_CONNECT = 10.0
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class Timeouts:
     """Time limits, in seconds, for each phase of an exchange. ``None`` means no limit.
 
@@ -57,7 +58,7 @@ class Timeouts:
 
     def __init__(
         self,
-        connect: float | None | EllipsisType = ...,
+        connect: float | EllipsisType | None = ...,
         write: float | None = 60.0,
         read: float | None = 300.0,
         pool: float | None = None,
@@ -66,7 +67,7 @@ class Timeouts:
         if connect is ...:
             # Not given: the default yields to a smaller total rather than contradict it.
             connect = _DEFAULT_CONNECT if total is None else min(_DEFAULT_CONNECT, total)
-        self.__attrs_init__(connect, write, read, pool, total)  # type: ignore[attr-defined]
+        self.__attrs_init__(connect, write, read, pool, total)
         if self.total is None:
             return
         for name in ("connect", "pool"):

@@ -91,7 +91,9 @@ class ServerRequest:
 class Responder:
     """Writes one response. Methods must be called in order: ``start``, ``send``*, ``end``."""
 
-    def __init__(self, stream: trio.SocketStream, conn: h11.Connection, request: ServerRequest) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, conn: h11.Connection, request: ServerRequest
+    ) -> None:
         self._stream = stream
         self._conn = conn
         # A HEAD response carries no body; h11 enforces that, so callers need not.
@@ -114,9 +116,8 @@ class Responder:
             self._bodyless = True
         elif length is not None and "content-length" not in names:
             items.append(("content-length", str(length)))
-        elif length is None and "content-length" not in names and not close:
-            if "transfer-encoding" not in names:
-                items.append(("transfer-encoding", "chunked"))
+        elif not ({"content-length", "transfer-encoding"} & names) and not close:
+            items.append(("transfer-encoding", "chunked"))
         if close and "connection" not in names:
             items.append(("connection", "close"))
         await self._write(self._conn.send(h11.Response(status_code=status, headers=items)))
@@ -128,9 +129,13 @@ class Responder:
     async def end(self) -> None:
         await self._write(self._conn.send(h11.EndOfMessage()))
 
-    async def informational(self, status: int = 100, headers: Sequence[tuple[str, str]] = ()) -> None:
+    async def informational(
+        self, status: int = 100, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         """Send an interim 1xx response."""
-        await self._write(self._conn.send(h11.InformationalResponse(status_code=status, headers=list(headers))))
+        await self._write(
+            self._conn.send(h11.InformationalResponse(status_code=status, headers=list(headers)))
+        )
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are, bypassing h11. The connection is closed after the handler."""
@@ -151,7 +156,9 @@ class Responder:
         """Reset the connection now (RST: SO_LINGER 0, then close)."""
         self.aborted = True
         sock = self._stream.socket
-        sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.setsockopt(
+            _stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
         await trio.aclose_forcefully(self._stream)
 
     async def _write(self, data: bytes | None) -> None:
@@ -255,7 +262,9 @@ class TestServer:
                 return ServerRequest(
                     method=head.method.decode("ascii"),
                     target=head.target.decode("ascii"),
-                    headers=tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers),
+                    headers=tuple(
+                        (n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers
+                    ),
                     body=b"".join(body),
                     connection_index=index,
                 )
@@ -284,7 +293,9 @@ async def serve(
 
 
 @asynccontextmanager
-async def open_server(handler: Handler | None = None, *, host: str = "127.0.0.1") -> AsyncIterator[TestServer]:
+async def open_server(
+    handler: Handler | None = None, *, host: str = "127.0.0.1"
+) -> AsyncIterator[TestServer]:
     """``async with open_server(handler) as server:`` serves until the block exits."""
     async with open_background_nursery() as nursery:
         yield await nursery.start(partial(serve, handler, host=host))
@@ -354,7 +365,9 @@ def sse(events: Sequence[str] | int = 8, *, gap: float = 0.0, done: bool = True)
     )
 
     async def handler(request: ServerRequest, respond: Responder) -> None:
-        await respond.start(200, [("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+        await respond.start(
+            200, [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+        )
         for i, data in enumerate(payloads):
             if gap and i:
                 await trio.sleep(gap)
