@@ -1,0 +1,82 @@
+"""The ``trio-infer`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import nullcontext
+
+import trio
+
+from ._bench import embedded_server, run_bench
+from ._errors import Error
+
+
+def _bench(args: argparse.Namespace) -> int:
+    body = args.data.encode() if args.data is not None else None
+    server = nullcontext(args.url) if args.url else embedded_server()
+    with server as url:
+        urls = url if isinstance(url, list) else [url]
+        where = ", ".join(urls) + ("" if args.url else "  (embedded test server)")
+        print(
+            f"trio-infer bench: {args.requests} x {args.method} {args.path} at concurrency "
+            f"{args.concurrency} against {where}, parser {args.parser}",
+            flush=True,
+        )
+        result = trio.run(
+            lambda: run_bench(
+                urls,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                path=args.path,
+                method=args.method,
+                body=body,
+                stream=args.sse,
+                parser=args.parser,
+            )
+        )
+    print(result.report())
+    return 1 if result.errors and not result.requests else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trio-infer", description="Trio-native client for inference servers"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "bench",
+        help="send N requests at concurrency C and report throughput and latency",
+        description="Without --url, starts the embedded test server and benchmarks against it.",
+    )
+    bench.add_argument("--url", action="append", help="endpoint base URL (repeat for several)")
+    bench.add_argument("-n", "--requests", type=int, default=20000)
+    bench.add_argument("-c", "--concurrency", type=int, default=64)
+    bench.add_argument(
+        "--path", default=None, help="request path (default /json, or /sse with --sse)"
+    )
+    bench.add_argument("--method", default="GET")
+    bench.add_argument("--data", help="request body (sent as given)")
+    bench.add_argument(
+        "--sse", action="store_true", help="stream the response as server-sent events"
+    )
+    bench.add_argument("--parser", default="httptools", choices=["httptools", "h11"])
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "bench" and args.path is None:
+        args.path = "/sse" if args.sse else "/json"
+    try:
+        sys.exit(args.func(args))
+    except Error as exc:
+        print(f"trio-infer: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
