@@ -166,7 +166,10 @@ async def test_round_robin_over_endpoints(nursery: trio.Nursery, parser: str) ->
 
 async def test_base_path_is_prefixed(server: TestServer, parser: str) -> None:
     async with trio_infer.Client(server.url + "/api/", parser=parser) as client:
-        assert (await client.request("GET", "/echo")).json()["target"] == "/api/echo"
+        response = await client.request("GET", "/echo")
+        assert response.json()["target"] == "/api/echo"
+        assert response.url == f"{server.url}/api/echo"
+        assert response.endpoint == f"{server.url}/api"
 
 
 async def test_status_errors_are_responses_until_raised(server: TestServer, parser: str) -> None:

@@ -5,9 +5,10 @@ of ``on_headers_complete``, so two cases are completed here rather than by llhtt
 
 * a response delimited by connection close (no Content-Length, not chunked) is finished by
   :meth:`feed_eof`;
-* a response to HEAD is finished at the end of its headers. Its parser is thrown away with the
-  exchange (every exchange gets a fresh llhttp parser), so llhttp's belief that a body follows
-  never reaches the next response. Any byte after such headers makes the connection unusable.
+* a response to HEAD is finished at the end of its headers. Its parser is then thrown away (the
+  next exchange gets a fresh llhttp parser; otherwise one parser serves the whole connection),
+  so llhttp's belief that a body follows never reaches the next response. Any byte after such
+  headers makes the connection unusable.
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ class HttptoolsCodec:
     def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
         if self._parser is not None and not (self.done and self.keep_alive):
             raise RuntimeError("start_request on a connection whose last response is unfinished")
-        self._parser = httptools.HttpResponseParser(self)
+        if self._parser is None or self._head:
+            # llhttp resets itself after a complete keep-alive message, so one parser serves
+            # the whole connection; only after HEAD (whose body llhttp still expects) is a
+            # fresh one needed.
+            self._parser = httptools.HttpResponseParser(self)
         self._head = method == b"HEAD"
         self._informational = False
         self._framed = False

@@ -37,10 +37,15 @@ class Endpoint:
     base_path: str = ""
 
     @property
+    def origin(self) -> str:
+        """``scheme://host:port``, without the base path."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
     def url(self) -> str:
         """The endpoint as a URL, ``scheme://host:port/base``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.base_path}"
+        return self.origin + self.base_path
 
     @property
     def authority(self) -> str:

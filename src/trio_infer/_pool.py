@@ -114,6 +114,7 @@ class EndpointPool:
     ) -> None:
         self.endpoint = endpoint
         self.url = endpoint.url
+        self.origin = endpoint.origin
         self.slots = slots
         self.parser: ParserName = parser
         self.ssl_context = ssl_context

@@ -89,6 +89,7 @@ class Response:
         "_conn",
         "_content",
         "_headers",
+        "_origin",
         "_permit",
         "_pool",
         "_read_timeout",
@@ -100,10 +101,10 @@ class Response:
         "_t_start",
         "endpoint",
         "http_version",
+        "_target",
         "method",
         "reason",
         "status",
-        "url",
     )
 
     def __init__(
@@ -114,8 +115,9 @@ class Response:
         http_version: bytes,
         raw_headers: list[tuple[bytes, bytes]],
         method: str,
-        url: str,
+        target: bytes,
         endpoint: str,
+        origin: str,
         start: float,
         connected: float,
         sent: float,
@@ -126,7 +128,8 @@ class Response:
         self.http_version = http_version.decode("latin-1")
         self._headers = raw_headers
         self.method = method
-        self.url = url
+        self._target = target
+        self._origin = origin
         self.endpoint = endpoint
         self._t_start = start
         self._t_connected = connected
@@ -141,6 +144,11 @@ class Response:
         self._streaming = False
 
     # --- metadata --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The full URL of the request, endpoint and target."""
+        return self._origin + self._target.decode("ascii")
 
     @property
     def headers(self) -> Headers:
