@@ -614,6 +614,14 @@ async def test_non_ascii_paths_are_percent_encoded(server: TestServer) -> None:
         assert (await client.request("GET", "/é x/echo")).json()["target"] == "/%C3%A9%20x/echo"
 
 
+async def test_per_request_latency(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    server = await nursery.start(serve, reply(b"ok", latency=lambda r: float(r.query["s"])))
+    async with trio_infer.Client(server.url) as client:
+        for seconds in (1.0, 7.0):
+            response = await client.request("GET", "/", params={"s": seconds})
+            assert seconds <= response.timing.ttfb < seconds + 0.1
+
+
 async def test_open_server_context_manager() -> None:
     async with open_server(reply(b"hi")) as server, trio_infer.Client(server.url) as client:
         assert (await client.request("GET", "/")).content == b"hi"

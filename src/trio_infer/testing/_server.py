@@ -311,14 +311,15 @@ def reply(
     headers: Sequence[tuple[str, str]] = (),
     chunked: bool = False,
     chunk_size: int = 0,
-    latency: float = 0.0,
+    latency: float | Callable[[ServerRequest], float] = 0.0,
     close: bool = False,
 ) -> Handler:
     """A handler that always answers the same way.
 
     ``body`` may be bytes, str, or anything JSON-serialisable (sent as application/json).
     ``chunked`` sends chunked transfer encoding (split into ``chunk_size`` pieces if set);
-    ``latency`` sleeps before answering; ``close`` adds ``Connection: close``.
+    ``latency`` sleeps before answering: a fixed number of seconds, or a function of the
+    request for per-request latency; ``close`` adds ``Connection: close``.
     """
     hdrs = list(headers)
     if isinstance(body, str):
@@ -330,8 +331,9 @@ def reply(
         hdrs.append(("content-type", "application/json"))
 
     async def handler(request: ServerRequest, respond: Responder) -> None:
-        if latency:
-            await trio.sleep(latency)
+        delay = latency(request) if callable(latency) else latency
+        if delay:
+            await trio.sleep(delay)
         if chunked:
             await respond.start(status, hdrs, close=close)
             size = chunk_size or len(data) or 1
