@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import trio
@@ -333,9 +334,9 @@ async def test_stale_race_after_checkout_retries_once(
         pool = client._pools[0]
         (conn,) = pool.idle
         # Pretend the peer's FIN is still in flight when we check, then deliver it.
-        monkeypatch.setattr(type(conn.sock), "is_readable", lambda self: False)
+        monkeypatch.setattr(type(conn), "is_readable", lambda self: False)
         await server.wait_until(lambda s: s.connections_open == 1)
-        conn.sock.shutdown(trio.socket.SHUT_RDWR)
+        conn.raw.shutdown(trio.socket.SHUT_RDWR)
         assert (await client.request("GET", "/")).content == b"ok"
         stats = client.stats().endpoints[0]
         assert (stats.stale_retries, stats.failures, stats.opened) == (1, 0, 2)
@@ -417,34 +418,35 @@ async def test_total_timeout_covers_the_stream_block(
         assert_quiet(client)
 
 
-async def test_connect_timeout(
-    parser: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A connect that never completes (a peer dropping SYNs) fails as ConnectTimeout."""
-
-    async def unanswered_connect(self: trio.socket.SocketType, address: object) -> None:
-        # Park on something that never becomes ready; closing the socket wakes us, as it
-        # would wake a real pending connect.
-        await self.bind(("127.0.0.1", 0))
-        self.listen(1)
-        await trio.lowlevel.wait_readable(self)
-
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    with trio.socket.socket() as probe:
-        monkeypatch.setattr(type(probe), "connect", unanswered_connect)
-    async with trio_infer.Client(
-        f"127.0.0.1:{port}", parser=parser, timeouts=trio_infer.Timeouts(connect=3)
-    ) as client:
-        start = trio.current_time()
-        with pytest.raises(trio_infer.ConnectTimeout, match="connect timeout"):
-            await client.request("GET", "/")
-        assert 3 <= trio.current_time() - start <= 3.5
-        assert_quiet(client)
-        stats = client.stats()
-        assert (stats.open_connections, stats.endpoints[0].closed_by("error")) == (0, 1)
-    listener.close()
+async def test_connect_timeout(parser: str, autojump_clock: trio.testing.MockClock) -> None:
+    """A peer that never answers the SYN: a listener whose accept queue is full (and never
+    accepted) drops further handshakes, so the connect hangs until ConnectTimeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    for _ in range(4):  # more than the accept queue holds
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
+    try:
+        timeouts = trio_infer.Timeouts(connect=3)
+        async with trio_infer.Client(
+            f"127.0.0.1:{address[1]}", parser=parser, timeouts=timeouts
+        ) as client:
+            start = trio.current_time()
+            with pytest.raises(trio_infer.ConnectTimeout, match="connect timeout") as info:
+                await client.request("GET", "/")
+            assert 3 <= trio.current_time() - start <= 3.5
+            assert info.value.phase == "connect"
+            assert_quiet(client)
+            stats = client.stats()
+            assert (stats.open_connections, stats.endpoints[0].closed_by("error")) == (0, 1)
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
 
 
 async def test_pool_timeout_when_no_permit(
@@ -614,7 +616,9 @@ async def test_non_ascii_paths_are_percent_encoded(server: TestServer) -> None:
         assert (await client.request("GET", "/é x/echo")).json()["target"] == "/%C3%A9%20x/echo"
 
 
-async def test_per_request_latency(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+async def test_per_request_latency(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
     server = await nursery.start(serve, reply(b"ok", latency=lambda r: float(r.query["s"])))
     async with trio_infer.Client(server.url) as client:
         for seconds in (1.0, 7.0):

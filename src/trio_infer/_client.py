@@ -24,7 +24,7 @@ import json as _json
 import math
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, Self
@@ -59,6 +59,10 @@ _JSON_TYPE: Final = (b"content-type", b"application/json")
 _SWEEP_MAX: Final = 0.1
 _SWEEP_MIN: Final = 0.001
 _INVALID_HEADER_BYTES: Final = frozenset(b"\r\n\0")
+_METHODS: Final = {
+    name: name.encode() for name in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+}
+_METHOD_NAMES: Final = {raw: name for name, raw in _METHODS.items()}
 _TOKEN_CHARS: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -223,6 +227,7 @@ class Client:
         self._sweeper_parked: trio.Event | None = None
         self._nursery: trio.Nursery | None = None
         self._exit_stack: AsyncExitStack | None = None
+        self._now: Callable[[], float] = trio.current_time
         self._state = "new"
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -231,6 +236,11 @@ class Client:
         if self._state != "new":
             raise RuntimeError(f"this Client is {self._state}; a Client can be entered once")
         self._state = "open"
+        # Bind the run's clock once: trio.current_time() looks the runner up on every call,
+        # and an exchange reads the clock half a dozen times.
+        now = self._now = trio.lowlevel.current_clock().current_time
+        for pool in self._pools:
+            pool.now = now
         stack = AsyncExitStack()
         try:
             self._nursery = await stack.enter_async_context(open_background_nursery())
@@ -291,7 +301,7 @@ class Client:
                 parked = self._sweeper_parked = trio.Event()
                 await parked.wait()
             await trio.sleep(self._tick)
-            now = trio.current_time()
+            now = self._now()
             for pool in pools:
                 pool.sweep(now)
 
@@ -313,12 +323,14 @@ class Client:
                 else "this Client is closed"
             )
         pool = self._next_pool()
-        try:
-            raw_method = method.upper().encode("ascii")
-        except (AttributeError, UnicodeEncodeError):
-            raise InvalidRequest(f"method {method!r} is not an ASCII HTTP method") from None
-        if not raw_method or not _TOKEN_CHARS.issuperset(raw_method):
-            raise InvalidRequest(f"method {method!r} is not a valid HTTP method token")
+        raw_method = _METHODS.get(method)
+        if raw_method is None:
+            try:
+                raw_method = method.upper().encode("ascii")
+            except (AttributeError, UnicodeEncodeError):
+                raise InvalidRequest(f"method {method!r} is not an ASCII HTTP method") from None
+            if not raw_method or not _TOKEN_CHARS.issuperset(raw_method):
+                raise InvalidRequest(f"method {method!r} is not a valid HTTP method token")
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidRequest(
                 f"path {path!r} must start with '/' (it is joined to the endpoint's URL)"
@@ -481,17 +493,19 @@ class Client:
         On success the caller owns the connection (active) and the permit, and must end the
         exchange with checkin/discard and ``permit.release()``. On failure both are released.
         """
-        start = trio.current_time()
+        now = self._now
+        start = now()
         permit = Permit(self.limiter)
-        pool.waiting_for_permit += 1
-        try:
-            if t.pool is None:
-                await permit.acquire()
-            else:
-                with trio.move_on_after(t.pool):
+        if not permit.try_acquire():
+            pool.waiting_for_permit += 1
+            try:
+                if t.pool is None:
                     await permit.acquire()
-        finally:
-            pool.waiting_for_permit -= 1
+                else:
+                    with trio.move_on_after(t.pool):
+                        await permit.acquire()
+            finally:
+                pool.waiting_for_permit -= 1
         if not permit.held:
             raise PoolTimeout(
                 f"no permit within the pool timeout of {t.pool}s "
@@ -505,7 +519,7 @@ class Client:
             conn = await pool.checkout(t.connect, pool_deadline)
             conn.permit = permit
             reused = conn.requests > 0
-            connected = trio.current_time()
+            connected = now()
             try:
                 sent = await self._send_and_read_head(conn, method, target, headers, body, t)
             except (ReadError, WriteError):
@@ -518,7 +532,7 @@ class Client:
                 conn = None
                 conn = await pool.connect(t.connect)
                 conn.permit = permit
-                connected = trio.current_time()
+                connected = now()
                 sent = await self._send_and_read_head(conn, method, target, headers, body, t)
         except BaseException as exc:
             failed = isinstance(exc, Exception)
@@ -530,18 +544,18 @@ class Client:
             raise
         codec = conn.codec
         response = Response(
-            status=codec.status,
-            reason=codec.reason,
-            http_version=codec.http_version,
-            raw_headers=codec.headers,
-            method=method.decode("ascii"),
-            target=target,
-            endpoint=pool.url,
-            origin=pool.origin,
-            start=start,
-            connected=connected,
-            sent=sent,
-            first_byte=conn.first_byte_at,
+            codec.status,
+            codec.reason,
+            codec.http_version,
+            codec.headers,
+            _METHOD_NAMES.get(method) or method.decode("ascii"),
+            target,
+            pool.url,
+            pool.origin,
+            start,
+            connected,
+            sent,
+            conn.first_byte_at,
         )
         return response, conn, permit
 
@@ -555,7 +569,7 @@ class Client:
         t: Timeouts,
     ) -> float:
         await conn.send_all(conn.start(method, target, headers, body), t.write)
-        sent = trio.current_time()
+        sent = conn._now()
         codec = conn.codec
         read = t.read
         while not codec.headers_done:

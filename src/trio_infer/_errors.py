@@ -160,7 +160,9 @@ def map_transport_error(exc: BaseException, *, phase: str, endpoint: str) -> Tra
     """
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, trio.ClosedResourceError):
+    if isinstance(exc, trio.ClosedResourceError) or (
+        isinstance(exc, OSError) and exc.errno == errno.EBADF
+    ):
         return StreamClosed(
             "the connection was closed by this client", endpoint=endpoint, phase=phase
         )

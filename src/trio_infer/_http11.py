@@ -24,11 +24,20 @@ cleanup path, including those running under cancellation, is complete without aw
 
 from __future__ import annotations
 
+import contextlib
 import math
-import socket as _stdlib_socket
-from typing import TYPE_CHECKING, Final
+import socket as _socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
+from trio.lowlevel import (
+    cancel_shielded_checkpoint,
+    checkpoint_if_cancelled,
+    notify_closing,
+    wait_readable,
+    wait_writable,
+)
 
 from ._codec import Codec, ProtocolViolation
 from ._errors import (
@@ -40,12 +49,15 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from ._permits import Permit
 
 __all__ = ["Connection"]
 
 RECEIVE_SIZE: Final = 65536
 _INF: Final = math.inf
+_PEEK: Final = _socket.MSG_PEEK | getattr(_socket, "MSG_DONTWAIT", 0)
 
 
 class Connection:
@@ -54,9 +66,16 @@ class Connection:
     ``state`` is one of ``"connecting"``, ``"active"``, ``"idle"``, ``"closed"`` (see the
     pool's module docstring for who may move it). While ``"active"`` it carries one exchange:
     ``permit`` is that exchange's permit, so the client's shutdown path can return it.
+
+    Plain connections do their I/O on a non-blocking stdlib socket with trio's low-level waits,
+    exactly as ``trio.socket`` does but without its per-call wrapper layers; TLS connections
+    go through ``trio.SSLStream``. Checkpoints: :meth:`pump` always is one (a cancel point
+    and a schedule point, as trio requires); :meth:`send_all` is a cancel point and schedules
+    only when it has to wait, because every send is immediately followed by a pump.
     """
 
     __slots__ = (
+        "_now",
         "_tls",
         "codec",
         "deadline",
@@ -68,16 +87,19 @@ class Connection:
         "opened_at",
         "permit",
         "phase",
+        "raw",
         "released",
         "requests",
-        "sock",
         "state",
     )
 
-    def __init__(self, endpoint: str, sock: trio.socket.SocketType, codec: Codec) -> None:
+    def __init__(
+        self, endpoint: str, raw: _socket.socket, codec: Codec, now: Callable[[], float]
+    ) -> None:
         self.endpoint = endpoint
-        self.sock = sock
+        self.raw = raw
         self.codec = codec
+        self._now = now
         self._tls: trio.SSLStream[trio.SocketStream] | None = None
         self.state = "connecting"
         self.deadline = _INF
@@ -95,23 +117,30 @@ class Connection:
 
     async def connect(
         self,
-        sockaddr: tuple[object, ...],
+        sockaddr: Any,
         timeout: float | None,
-        ssl_context: object | None,
+        ssl_context: ssl.SSLContext | None,
         server_hostname: str,
     ) -> None:
         if timeout is not None:
-            self.deadline = trio.current_time() + timeout
+            self.deadline = self._now() + timeout
         self.phase = "connect"
+        raw = self.raw
         try:
-            self.sock.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, 1)
-            await self.sock.connect(sockaddr)
+            await checkpoint_if_cancelled()
+            raw.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            try:
+                raw.connect(sockaddr)
+            except BlockingIOError:
+                await wait_writable(raw)
+                error = raw.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+                if error:
+                    raise OSError(error, f"connect to {sockaddr!r} failed") from None
+            else:
+                await cancel_shielded_checkpoint()
             if ssl_context is not None:
-                import ssl
-
-                assert isinstance(ssl_context, ssl.SSLContext)
                 tls = trio.SSLStream(
-                    trio.SocketStream(self.sock),
+                    trio.SocketStream(trio.socket.from_stdlib_socket(raw)),
                     ssl_context,
                     server_hostname=server_hostname,
                     https_compatible=True,
@@ -121,7 +150,7 @@ class Connection:
         except Exception as exc:
             raise self.error(exc, "connect") from exc
         self.deadline = _INF
-        self.opened_at = trio.current_time()
+        self.opened_at = self._now()
 
     # --- one exchange ----------------------------------------------------------------------
 
@@ -134,17 +163,24 @@ class Connection:
 
     async def send_all(self, data: bytes, timeout: float | None) -> None:
         if timeout is not None:
-            self.deadline = trio.current_time() + timeout
+            self.deadline = self._now() + timeout
             self.phase = "write"
         try:
-            if self._tls is None:
-                sent = await self.sock.send(data)
+            if self._tls is not None:
+                await self._tls.send_all(data)
+            else:
+                await checkpoint_if_cancelled()
+                raw = self.raw
+                try:
+                    sent = raw.send(data)
+                except BlockingIOError:
+                    sent = 0
                 if sent < len(data):
                     with memoryview(data) as view:
                         while sent < len(data):
-                            sent += await self.sock.send(view[sent:])
-            else:
-                await self._tls.send_all(data)
+                            await wait_writable(raw)
+                            with contextlib.suppress(BlockingIOError):
+                                sent += raw.send(view[sent:])
         except Exception as exc:
             raise self.error(exc, "write") from exc
         self.deadline = _INF
@@ -157,17 +193,30 @@ class Connection:
         keepalive connection: closed by the server before any byte of the response).
         """
         if timeout is not None:
-            self.deadline = trio.current_time() + timeout
+            self.deadline = self._now() + timeout
             self.phase = "read"
         try:
-            if self._tls is None:
-                data = await self.sock.recv(RECEIVE_SIZE)
-            else:
+            if self._tls is not None:
                 data = bytes(await self._tls.receive_some(RECEIVE_SIZE))
+            else:
+                await checkpoint_if_cancelled()
+                raw = self.raw
+                try:
+                    data = raw.recv(RECEIVE_SIZE)
+                except BlockingIOError:
+                    while True:
+                        await wait_readable(raw)
+                        try:
+                            data = raw.recv(RECEIVE_SIZE)
+                            break
+                        except BlockingIOError:
+                            pass
+                else:
+                    await cancel_shielded_checkpoint()
         except Exception as exc:
             raise self.error(exc, "read") from exc
         self.deadline = _INF
-        now = self.last_receive_at = trio.current_time()
+        now = self.last_receive_at = self._now()
         codec = self.codec
         if not data:
             codec.feed_eof()
@@ -191,13 +240,27 @@ class Connection:
         except ProtocolViolation as exc:
             raise RemoteProtocolError(str(exc), endpoint=self.endpoint, phase="read") from exc
 
+    def is_readable(self) -> bool:
+        """True if the idle connection has data or EOF pending: either way it is unusable."""
+        try:
+            self.raw.recv(1, _PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return True
+
     # --- closing and errors ----------------------------------------------------------------
 
     def close_now(self) -> None:
-        """Close the socket at once. Idempotent; wakes any task blocked on this connection."""
+        """Close the socket at once. Idempotent; wakes any task blocked on this connection
+        (trio raises ``ClosedResourceError`` in it)."""
         self.state = "closed"
         self.deadline = _INF
-        self.sock.close()
+        raw = self.raw
+        if raw.fileno() != -1:
+            notify_closing(raw)
+            raw.close()
 
     def expire(self) -> None:
         """Called by the sweeper when ``deadline`` passed: fail the blocked call as a timeout."""

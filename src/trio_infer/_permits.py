@@ -2,7 +2,7 @@
 
 Rules:
 
-1. A permit is taken with :meth:`Permit.acquire`, on behalf of the ``Permit`` object, not of
+1. A permit is taken with :meth:`Permit.try_acquire` or :meth:`Permit.acquire`, on behalf of the ``Permit`` object, not of
    the task, so whichever task finishes the exchange can give it back: the caller's task for
    ``request()``, or another task that closes a streaming response.
 2. Taking is FIFO (``trio.CapacityLimiter`` wakes waiters in arrival order). A caller cancelled
@@ -33,6 +33,17 @@ class Permit:
     def __init__(self, limiter: trio.CapacityLimiter) -> None:
         self._limiter = limiter
         self.held = False
+
+    def try_acquire(self) -> bool:
+        """Take a token without waiting if one is free and nobody is queued (FIFO is kept:
+        trio refuses a barging acquire while tasks wait). Not a checkpoint: the exchange's
+        first receive is."""
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(self)
+        except trio.WouldBlock:
+            return False
+        self.held = True
+        return True
 
     async def acquire(self) -> None:
         await self._limiter.acquire_on_behalf_of(self)

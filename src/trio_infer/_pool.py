@@ -37,9 +37,10 @@ Rules:
 from __future__ import annotations
 
 import math
+import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -111,6 +112,7 @@ class EndpointPool:
         idle_timeout: float | None,
         on_connection_opened: Callable[[], None] | None = None,
         no_keepalive_reason: str = "server_close",
+        now: Callable[[], float] = trio.current_time,
     ) -> None:
         self.endpoint = endpoint
         self.url = endpoint.url
@@ -121,12 +123,14 @@ class EndpointPool:
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self._on_opened = on_connection_opened
+        #: the clock (the client binds the run's clock once: trio.current_time per call is slow)
+        self.now = now
         #: why a connection that finished without keep-alive is closed
         self.no_keepalive_reason = no_keepalive_reason
         self.base_path = endpoint.base_path.encode("ascii")
         #: the headers every request to this endpoint starts from (set by the client)
         self.base_headers: list[tuple[bytes, bytes]] = []
-        self.addresses: list[tuple[int, int, int, tuple[object, ...]]] = []
+        self.addresses: list[tuple[int, int, int, Any]] = []
         self._next_address = 0
         self.idle: deque[Connection] = deque()
         self.active: set[Connection] = set()
@@ -156,7 +160,7 @@ class EndpointPool:
                 endpoint=self.url,
                 phase="connect",
             ) from exc
-        seen: set[tuple[object, ...]] = set()
+        seen: set[Any] = set()
         for family, type_, proto, _name, sockaddr in infos:
             if sockaddr not in seen:
                 seen.add(sockaddr)
@@ -175,7 +179,7 @@ class EndpointPool:
         idle = self.idle
         while idle:
             conn = idle.pop()
-            if conn.sock.is_readable():
+            if conn.is_readable():
                 self.discard(conn, "server_close")
                 continue
             conn.state = "active"
@@ -210,11 +214,16 @@ class EndpointPool:
         self._next_address = (self._next_address + 1) % len(self.addresses)
         self.slots.used += 1
         try:
-            sock = trio.socket.socket(family, type_, proto)
-        except BaseException:
+            raw = socket.socket(family, type_, proto)
+            raw.setblocking(False)
+        except BaseException as exc:
             self.slots.free()
+            if isinstance(exc, OSError):
+                raise ConnectError(
+                    f"cannot create a socket: {exc}", endpoint=self.url, phase="connect"
+                ) from exc
             raise
-        conn = Connection(self.url, sock, make_codec(self.parser))
+        conn = Connection(self.url, raw, make_codec(self.parser), self.now)
         self.connecting.add(conn)
         self.opened += 1
         if self._on_opened is not None:

@@ -109,7 +109,6 @@ class Response:
 
     def __init__(
         self,
-        *,
         status: int,
         reason: bytes,
         http_version: bytes,
