@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trio_infer import Headers
 from trio_infer._codec import Codec, ProtocolViolation, make_codec, resolve_parser
 
 PARSERS = ["httptools", "h11"]
@@ -159,7 +160,7 @@ def test_headers_kept_in_order_with_duplicates(parser: str) -> None:
         parser,
         b"HTTP/1.1 200 OK\r\nX-A: 1\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nContent-Length: 0\r\n\r\n",
     )
-    names = [name.lower() for name, _ in codec.headers]
+    names = [name.lower() for name, _ in Headers(codec.headers).raw]
     assert names == [b"x-a", b"set-cookie", b"set-cookie", b"content-length"]
     assert codec.reason == b"OK"
     assert codec.http_version == b"1.1"
@@ -307,8 +308,12 @@ def test_valid_responses_parse_identically_however_split(
         for a, b in itertools.pairwise(points):
             if b > a:
                 codec.feed(wire[a:b])
-        results.append((codec.done, codec.status, b"".join(codec.body), codec.keep_alive))
-    assert results[0] == results[1] == (True, parts["status"], body, True)
+        headers = [(name.lower(), value) for name, value in Headers(codec.headers).raw]
+        results.append((codec.done, codec.status, b"".join(codec.body), codec.keep_alive, headers))
+    assert results[0] == results[1]
+    assert results[0][:4] == (True, parts["status"], body, True)
+    extra = [(name.lower(), value.strip()) for name, value in parts["extra"]]  # type: ignore[attr-defined]
+    assert results[0][4][: len(extra)] == extra
 
 
 @settings(max_examples=500)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from ._headers import RawHead
+
 __all__ = ["Codec", "ParserName", "ProtocolViolation", "make_codec", "resolve_parser"]
 
 ParserName = Literal["httptools", "h11"]
@@ -37,7 +39,8 @@ class Codec(Protocol):
     status: int
     reason: bytes
     http_version: bytes
-    headers: Headers
+    #: the final response's headers: pairs, or a RawHead that splits them on demand
+    headers: Headers | RawHead
     headers_done: bool
     done: bool
     keep_alive: bool

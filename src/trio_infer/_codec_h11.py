@@ -9,6 +9,7 @@ from __future__ import annotations
 import h11
 
 from ._codec import Headers, ProtocolViolation
+from ._headers import RawHead
 
 __all__ = ["H11Codec"]
 
@@ -32,7 +33,7 @@ class H11Codec:
         self.status = 0
         self.reason = b""
         self.http_version = b"1.1"
-        self.headers: Headers = []
+        self.headers: Headers | RawHead = []
         self.headers_done = False
         self.done = False
         self.keep_alive = False

@@ -16,21 +16,23 @@ from __future__ import annotations
 import httptools
 
 from ._codec import Headers, ProtocolViolation
+from ._headers import RawHead
 
 __all__ = ["HttptoolsCodec"]
 
 _CRLF = b"\r\n"
 _NO_BODY_STATUS = frozenset({204, 304})
+_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
 
 
 class HttptoolsCodec:
     __slots__ = (
-        "_framed",
         "_head",
+        "_head_chunks",
         "_informational",
+        "_interim",
         "_parser",
         "_reason",
-        "_until_eof",
         "_wants_close",
         "body",
         "done",
@@ -47,14 +49,14 @@ class HttptoolsCodec:
         self._parser: httptools.HttpResponseParser | None = None
         self._head = False
         self._informational = False
-        self._framed = False
-        self._until_eof = False
+        self._interim = 0
+        self._head_chunks: list[bytes] = []
         self._wants_close = False
         self._reason: list[bytes] = []
         self.status = 0
         self.reason = b""
         self.http_version = b"1.1"
-        self.headers: Headers = []
+        self.headers: Headers | RawHead = []
         self.headers_done = False
         self.done = False
         self.keep_alive = False
@@ -71,8 +73,8 @@ class HttptoolsCodec:
             self._parser = httptools.HttpResponseParser(self)
         self._head = method == b"HEAD"
         self._informational = False
-        self._framed = False
-        self._until_eof = False
+        self._interim = 0
+        self._head_chunks = []
         self._wants_close = False
         self._reason = []
         self.status = 0
@@ -102,6 +104,8 @@ class HttptoolsCodec:
             # can no longer be trusted.
             self.keep_alive = False
             return
+        if not self.headers_done:
+            self._head_chunks.append(data)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -115,9 +119,18 @@ class HttptoolsCodec:
             raise ProtocolViolation(f"invalid HTTP/1.1 response: {exc}") from exc
 
     def feed_eof(self) -> None:
-        if self.headers_done and self._until_eof and not self.done:
+        if self.headers_done and not self.done and not self._head and self._delimited_by_close():
             self.done = True
             self.keep_alive = False
+
+    def _delimited_by_close(self) -> bool:
+        if self.status in _NO_BODY_STATUS:
+            return False
+        assert isinstance(self.headers, RawHead)
+        for name, _ in self.headers.pairs():
+            if name.lower() in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
 
     # llhttp callbacks ---------------------------------------------------------------------
 
@@ -127,16 +140,6 @@ class HttptoolsCodec:
 
     def on_status(self, status: bytes) -> None:
         self._reason.append(status)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.done:
-            return
-        self.headers.append((name, value))
-        size = len(name)
-        if (size == 14 and name.lower() == b"content-length") or (
-            size == 17 and name.lower() == b"transfer-encoding"
-        ):
-            self._framed = True
 
     def on_headers_complete(self) -> None:
         if self.done:
@@ -148,18 +151,18 @@ class HttptoolsCodec:
             if status == 101:
                 raise ProtocolViolation("unexpected 101 Switching Protocols response")
             self._informational = True
-            self.headers = []
+            self._interim += 1
             self._reason = []
-            self._framed = False
             return
         self.status = status
         self.reason = b"".join(self._reason)
-        self.http_version = parser.get_http_version().encode()
+        version = parser.get_http_version()
+        self.http_version = _VERSIONS.get(version) or version.encode()
+        self.headers = RawHead.cut(self._head_chunks, self._interim)
+        self._head_chunks = []
         self.headers_done = True
         if self._head:
             self._finish()
-        elif not self._framed and status not in _NO_BODY_STATUS:
-            self._until_eof = True
 
     def on_body(self, body: bytes) -> None:
         if self.done:
@@ -182,8 +185,5 @@ class HttptoolsCodec:
         # HTTP/1.0 keep-alive is refused, as h11 (the reference backend) refuses it: servers
         # that still speak 1.0 are rarely worth the ambiguity of reusing a connection.
         self.keep_alive = (
-            parser.should_keep_alive()
-            and not self._wants_close
-            and not self._until_eof
-            and self.http_version == b"1.1"
+            parser.should_keep_alive() and not self._wants_close and self.http_version == b"1.1"
         )

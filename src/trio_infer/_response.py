@@ -11,7 +11,7 @@ import attrs
 import trio
 
 from ._errors import Error, HTTPStatusError, StreamClosed
-from ._headers import Headers
+from ._headers import Headers, RawHead
 from ._sse import Line, LineDecoder, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class Response:
         status: int,
         reason: bytes,
         http_version: bytes,
-        raw_headers: list[tuple[bytes, bytes]],
+        raw_headers: list[tuple[bytes, bytes]] | RawHead,
         method: str,
         target: bytes,
         endpoint: str,
