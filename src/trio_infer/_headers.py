@@ -29,6 +29,10 @@ class RawHead:
     def cut(cls, chunks: list[bytes], interim: int) -> RawHead:
         """The final head out of the bytes received so far, after ``interim`` 1xx heads."""
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not interim:
+            end = data.find(b"\r\n\r\n")  # the usual case; a regex search costs far more
+            if end != -1:
+                return cls(data[:end])
         start = 0
         for _ in range(interim):
             match = _HEAD_END.search(data, start)

@@ -199,20 +199,20 @@ class Connection:
             if self._tls is not None:
                 data = bytes(await self._tls.receive_some(RECEIVE_SIZE))
             else:
-                await checkpoint_if_cancelled()
                 raw = self.raw
-                try:
-                    data = raw.recv(RECEIVE_SIZE)
-                except BlockingIOError:
-                    while True:
-                        await wait_readable(raw)
-                        try:
-                            data = raw.recv(RECEIVE_SIZE)
-                            break
-                        except BlockingIOError:
-                            pass
+                if self.first_byte_at:
+                    # Mid-response: the rest has often arrived already.
+                    await checkpoint_if_cancelled()
+                    try:
+                        data = raw.recv(RECEIVE_SIZE)
+                    except BlockingIOError:
+                        data = await self._wait_and_recv(raw)
+                    else:
+                        await cancel_shielded_checkpoint()
                 else:
-                    await cancel_shielded_checkpoint()
+                    # Just sent: the server has rarely answered yet, and a recv that fails
+                    # costs a syscall plus a Python exception. Wait first.
+                    data = await self._wait_and_recv(raw)
         except Exception as exc:
             raise self.error(exc, "read") from exc
         self.deadline = _INF
@@ -239,6 +239,15 @@ class Connection:
             codec.feed(data)
         except ProtocolViolation as exc:
             raise RemoteProtocolError(str(exc), endpoint=self.endpoint, phase="read") from exc
+
+    @staticmethod
+    async def _wait_and_recv(raw: _socket.socket) -> bytes:
+        while True:
+            await wait_readable(raw)
+            try:
+                return raw.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                pass
 
     def is_readable(self) -> bool:
         """True if the idle connection has data or EOF pending: either way it is unusable."""

@@ -26,12 +26,14 @@ Rules:
    :class:`ConnectionSlots`; closing gives the slot back. A checkout that finds no idle
    connection and no free slot first closes an idle connection of another endpoint, and
    otherwise waits (FIFO) until a slot or an idle connection frees up.
-4. A connection's slot and close reason are settled exactly once (``Connection.released``),
+4. A pooled connection idle for more than ``FRESH_IDLE`` is checked for liveness on checkout
+   (``is_readable``: a closed or chattering idle socket is readable); one that fails is
+   discarded as ``"server_close"``. One that fails after the check (the server closed it in
+   the meantime) is caught by the client's stale-connection retry.
+5. A connection's slot and close reason are settled exactly once (``Connection.released``),
    by the first of: its exchange's discard, checkin of a connection closed underneath, idle
    expiry, eviction, or shutdown. The sweeper only closes a socket (to fail the blocked
    call); the exchange that owned it then settles it.
-5. A pooled connection is checked for liveness on checkout (``is_readable``: a closed or
-   chattering idle socket is readable); one that fails is discarded as ``"server_close"``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
     from ._endpoint import Endpoint
 
-__all__ = ["CLOSE_REASONS", "ConnectionSlots", "EndpointPool"]
+__all__ = ["CLOSE_REASONS", "FRESH_IDLE", "ConnectionSlots", "EndpointPool"]
 
 #: Why a connection was closed (keys of ``EndpointStats.closed``).
 CLOSE_REASONS = (
@@ -66,6 +68,10 @@ CLOSE_REASONS = (
     "evicted",  # closed to make room for a connection to another endpoint
     "shutdown",  # the client closed
 )
+
+
+#: Seconds a pooled connection may sit idle and still be reused without a liveness check.
+FRESH_IDLE = 0.1
 
 
 class ConnectionSlots:
@@ -179,7 +185,11 @@ class EndpointPool:
         idle = self.idle
         while idle:
             conn = idle.pop()
-            if conn.is_readable():
+            # A connection back from its last exchange moments ago is taken as is; the
+            # stale-connection retry covers the rare server close inside that window, and
+            # the check (a syscall plus an exception) is a visible share of a keep-alive
+            # exchange at full speed.
+            if self.now() - conn.idle_since > FRESH_IDLE and conn.is_readable():
                 self.discard(conn, "server_close")
                 continue
             conn.state = "active"
