@@ -25,7 +25,15 @@ from typing import Literal, Protocol
 
 from ._headers import RawHead
 
-__all__ = ["Codec", "ParserName", "ProtocolViolation", "make_codec", "resolve_parser"]
+__all__ = [
+    "Codec",
+    "ParserName",
+    "ProtocolViolation",
+    "make_codec",
+    "resolve_parser",
+    "serialize_request",
+    "wants_close",
+]
 
 ParserName = Literal["httptools", "h11"]
 Headers = list[tuple[bytes, bytes]]
@@ -55,6 +63,25 @@ class Codec(Protocol):
     def feed(self, data: bytes) -> None: ...
 
     def feed_eof(self) -> None: ...
+
+
+def serialize_request(method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
+    """The request's wire bytes. Header names and values were validated by the client."""
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    if body:
+        parts.append(body)
+    return b"".join(parts)
+
+
+def wants_close(headers: Headers) -> bool:
+    """Whether the request asks to close the connection after the response."""
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
+            return True
+    return False
 
 
 def resolve_parser(name: str) -> ParserName:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import httptools
 
-from ._codec import Headers, ProtocolViolation
+from ._codec import Headers, ProtocolViolation, serialize_request, wants_close
 from ._headers import RawHead
 
 __all__ = ["HttptoolsCodec"]
 
-_CRLF = b"\r\n"
 _NO_BODY_STATUS = frozenset({204, 304})
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
 
@@ -84,15 +83,8 @@ class HttptoolsCodec:
         self.keep_alive = False
         self.body = []
         self.received = 0
-        parts = [method, b" ", target, b" HTTP/1.1\r\n"]
-        for name, value in headers:
-            parts += (name, b": ", value, _CRLF)
-            if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
-                self._wants_close = True
-        parts.append(_CRLF)
-        if body:
-            parts.append(body)
-        return b"".join(parts)
+        self._wants_close = wants_close(headers)
+        return serialize_request(method, target, headers, body)
 
     def feed(self, data: bytes) -> None:
         parser = self._parser
