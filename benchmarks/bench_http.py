@@ -8,6 +8,7 @@ event JSON-decoded) and each concurrency, every client runs in a fresh process f
 ``--seconds`` after a warm-up. Rounds interleave the clients (rotating their order), so a
 noisy neighbour hurts everyone alike, and the table shows each client's median with its
 ratio to aiohttp measured in the same run. Numbers are requests/s (json) or events/s (sse).
+nginx (one worker) is pinned to one core and the clients to the other (see ``_nginx.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _clients import CLIENTS  # noqa: E402
-from _nginx import run_nginx  # noqa: E402
+from _nginx import CLIENT_CPU, pin, run_nginx  # noqa: E402
 
 
 def run_one(client: str, url: str, scenario: str, concurrency: int, seconds: float) -> float:
     out = subprocess.run(
         [
+            *pin(CLIENT_CPU),
             sys.executable,
             str(HERE / "_clients.py"),
             client,

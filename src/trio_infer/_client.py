@@ -515,25 +515,32 @@ class Client:
             )
         conn: Connection | None = None
         try:
-            pool_deadline = start + t.pool if t.pool is not None else math.inf
-            conn = await pool.checkout(t.connect, pool_deadline)
+            conn = pool.take_idle()
+            if conn is None:
+                pool_deadline = start + t.pool if t.pool is not None else math.inf
+                conn = await pool.checkout(t.connect, pool_deadline)
             conn.permit = permit
-            reused = conn.requests > 0
-            connected = now()
-            try:
-                sent = await self._send_and_read_head(conn, method, target, headers, body, t)
-            except (ReadError, WriteError):
-                if not reused or conn.codec.received or conn.expired is not None:
-                    raise
-                # The stale keepalive race: the server closed this idle connection before
-                # it saw our request. Nothing reached the application; replace it once.
+            read = t.read
+            while True:
+                connected = now()
+                codec = conn.codec
+                try:
+                    await conn.send_all(conn.start(method, target, headers, body), t.write)
+                    sent = now()
+                    while not codec.headers_done:
+                        await conn.pump(read)
+                    break
+                except (ReadError, WriteError):
+                    if conn.requests == 1 or codec.received or conn.expired is not None:
+                        raise
+                # The stale keep-alive race: the server closed this idle connection before it
+                # saw our request, so nothing reached the application. Replace it, once: the
+                # replacement is fresh, so a failure on it is raised above.
                 pool.discard(conn, "server_close")
                 pool.stale_retries += 1
                 conn = None
                 conn = await pool.connect(t.connect)
                 conn.permit = permit
-                connected = now()
-                sent = await self._send_and_read_head(conn, method, target, headers, body, t)
         except BaseException as exc:
             failed = isinstance(exc, Exception)
             if conn is not None:
@@ -558,23 +565,6 @@ class Client:
             conn.first_byte_at,
         )
         return response, conn, permit
-
-    @staticmethod
-    async def _send_and_read_head(
-        conn: Connection,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        t: Timeouts,
-    ) -> float:
-        await conn.send_all(conn.start(method, target, headers, body), t.write)
-        sent = conn._now()
-        codec = conn.codec
-        read = t.read
-        while not codec.headers_done:
-            await conn.pump(read)
-        return sent
 
     # --- statistics ------------------------------------------------------------------------
 

@@ -180,8 +180,8 @@ class EndpointPool:
 
     # --- checkout / checkin ----------------------------------------------------------------
 
-    async def checkout(self, connect_timeout: float | None, pool_deadline: float) -> Connection:
-        """An active connection for one exchange: a pooled one if any is alive, else a new one."""
+    def take_idle(self) -> Connection | None:
+        """A pooled connection made active, or None. Synchronous: the keep-alive fast path."""
         idle = self.idle
         while idle:
             conn = idle.pop()
@@ -196,11 +196,19 @@ class EndpointPool:
             self.active.add(conn)
             self.reused += 1
             return conn
+        return None
+
+    async def checkout(self, connect_timeout: float | None, pool_deadline: float) -> Connection:
+        """An active connection for one exchange: a pooled one if any is alive, else a new one."""
+        conn = self.take_idle()
+        if conn is not None:
+            return conn
         slots = self.slots
         while slots.used >= slots.limit and not slots.evict_idle():
             await self._wait_for_slot(pool_deadline)
-            if idle:
-                return await self.checkout(connect_timeout, pool_deadline)
+            conn = self.take_idle()
+            if conn is not None:
+                return conn
         return await self.connect(connect_timeout)
 
     async def _wait_for_slot(self, pool_deadline: float) -> None:
