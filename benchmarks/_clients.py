@@ -161,6 +161,57 @@ async def run_raw_h11(
         del conns
 
 
+async def run_raw_httptools(
+    url: str, scenario: str, concurrency: int, seconds: float
+) -> tuple[int, float]:
+    """httptools on bare trio sockets, one connection per task, no pool, no limiter, no
+    timeouts: the floor a full client on trio can approach, not a usable client."""
+    import httptools
+    import trio
+
+    host, port = url.rsplit("//", 1)[1].split(":")
+    path = b"/json" if scenario == "json" else b"/sse"
+    request = b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n"
+    free: list[trio.socket.SocketType] = []
+    opened: list[trio.socket.SocketType] = []
+
+    class Parsed:
+        def __init__(self) -> None:
+            self.done = False
+            self.body: list[bytes] = []
+
+        def on_body(self, body: bytes) -> None:
+            self.body.append(body)
+
+        def on_message_complete(self) -> None:
+            self.done = True
+
+    async def one() -> int:
+        if free:
+            sock = free.pop()
+        else:
+            sock = trio.socket.socket()
+            opened.append(sock)
+            await sock.connect((host, int(port)))
+        parsed = Parsed()
+        parser = httptools.HttpResponseParser(parsed)
+        await sock.send(request)
+        while not parsed.done:
+            parser.feed_data(await sock.recv(65536))
+        free.append(sock)
+        data = b"".join(parsed.body)
+        if scenario == "json":
+            json.loads(data)
+            return 1
+        return _sse_events(data.split(b"\n"))
+
+    try:
+        return await _trio_driver(one, concurrency, seconds)
+    finally:
+        for sock in opened:
+            sock.close()
+
+
 # --- asyncio peer -------------------------------------------------------------------------
 
 
@@ -216,6 +267,7 @@ CLIENTS: dict[str, Callable[..., Any]] = {
     "aiohttp": run_aiohttp,
     "httpx-trio": lambda *a: _trio(run_httpx, *a),
     "raw-h11-trio": lambda *a: _trio(run_raw_h11, *a),
+    "raw-httptools-trio": lambda *a: _trio(run_raw_httptools, *a),
 }
 
 

@@ -200,19 +200,24 @@ class Connection:
                 data = bytes(await self._tls.receive_some(RECEIVE_SIZE))
             else:
                 raw = self.raw
+                data = None
                 if self.first_byte_at:
                     # Mid-response: the rest has often arrived already.
                     await checkpoint_if_cancelled()
                     try:
                         data = raw.recv(RECEIVE_SIZE)
                     except BlockingIOError:
-                        data = await self._wait_and_recv(raw)
+                        pass
                     else:
                         await cancel_shielded_checkpoint()
-                else:
-                    # Just sent: the server has rarely answered yet, and a recv that fails
-                    # costs a syscall plus a Python exception. Wait first.
-                    data = await self._wait_and_recv(raw)
+                # Otherwise we just sent: the server has rarely answered yet, and a recv that
+                # fails costs a syscall plus a Python exception, so wait first.
+                while data is None:
+                    await wait_readable(raw)
+                    try:  # noqa: SIM105 (contextlib.suppress costs a context manager per read)
+                        data = raw.recv(RECEIVE_SIZE)
+                    except BlockingIOError:
+                        pass
         except Exception as exc:
             raise self.error(exc, "read") from exc
         self.deadline = _INF
@@ -239,15 +244,6 @@ class Connection:
             codec.feed(data)
         except ProtocolViolation as exc:
             raise RemoteProtocolError(str(exc), endpoint=self.endpoint, phase="read") from exc
-
-    @staticmethod
-    async def _wait_and_recv(raw: _socket.socket) -> bytes:
-        while True:
-            await wait_readable(raw)
-            try:
-                return raw.recv(RECEIVE_SIZE)
-            except BlockingIOError:
-                pass
 
     def is_readable(self) -> bool:
         """True if the idle connection has data or EOF pending: either way it is unusable."""
