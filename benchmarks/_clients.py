@@ -18,6 +18,14 @@ from typing import Any
 WARMUP = 0.3
 
 
+def _decode_body(scenario: str, data: bytes) -> int:
+    """Decode a whole body as the scenario requires; the count of JSON documents decoded."""
+    if scenario == "json":
+        json.loads(data)
+        return 1
+    return _sse_events(data.split(b"\n"))
+
+
 def _sse_events(body_lines: list[bytes]) -> int:
     n = 0
     for line in body_lines:
@@ -147,11 +155,7 @@ async def run_raw_h11(
             elif isinstance(event, h11.EndOfMessage):
                 break
         free.append(pair)
-        data = b"".join(body)
-        if scenario == "json":
-            json.loads(data)
-            return 1
-        return _sse_events(data.split(b"\n"))
+        return _decode_body(scenario, b"".join(body))
 
     try:
         return await _trio_driver(one, concurrency, seconds)
@@ -199,11 +203,7 @@ async def run_raw_httptools(
         while not parsed.done:
             parser.feed_data(await sock.recv(65536))
         free.append(sock)
-        data = b"".join(parsed.body)
-        if scenario == "json":
-            json.loads(data)
-            return 1
-        return _sse_events(data.split(b"\n"))
+        return _decode_body(scenario, b"".join(parsed.body))
 
     try:
         return await _trio_driver(one, concurrency, seconds)

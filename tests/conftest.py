@@ -3,7 +3,11 @@ from __future__ import annotations
 import pytest
 import trio
 
-from trio_infer.testing import TestServer, default_app, serve
+from trio_infer.testing import (
+    TestServer,
+    default_app,
+    serve,
+)
 
 
 @pytest.fixture(params=["httptools", "h11"])

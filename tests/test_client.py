@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 import trio_infer
+from helpers import gated_reply, half_body_then_hold
 from trio_infer.testing import (
     Responder,
     ServerRequest,
@@ -462,12 +463,7 @@ async def test_pool_timeout_when_no_permit(
 
 async def test_max_connections_waits_for_a_slot(nursery: trio.Nursery, parser: str) -> None:
     gate = trio.Event()
-
-    async def handler(request: ServerRequest, respond: Responder) -> None:
-        await gate.wait()
-        await reply(b"ok")(request, respond)
-
-    server = await nursery.start(serve, handler)
+    server = await nursery.start(serve, gated_reply(gate))
     async with trio_infer.Client(server.url, parser=parser, max_connections=2) as client:
         async with trio.open_nursery() as inner:
             for _ in range(5):
@@ -510,12 +506,7 @@ async def test_idle_connections_expire(
 
 async def test_max_idle(nursery: trio.Nursery, parser: str) -> None:
     gate = trio.Event()
-
-    async def handler(request: ServerRequest, respond: Responder) -> None:
-        await gate.wait()
-        await reply(b"ok")(request, respond)
-
-    server = await nursery.start(serve, handler)
+    server = await nursery.start(serve, gated_reply(gate))
     async with trio_infer.Client(
         server.url, parser=parser, keepalive=trio_infer.KeepAlive.on(max_idle=2)
     ) as client:
@@ -546,14 +537,7 @@ async def test_cancelling_the_client_block_closes_everything(
     nursery: trio.Nursery, parser: str
 ) -> None:
     started = trio.Event()
-
-    async def handler(request: ServerRequest, respond: Responder) -> None:
-        await respond.start(200, length=10)
-        await respond.send(b"12345")
-        started.set()
-        await respond.wait_for_disconnect()
-
-    server = await nursery.start(serve, handler)
+    server = await nursery.start(serve, half_body_then_hold(started))
     limiter = trio.CapacityLimiter(8)
     with trio.CancelScope() as scope:
         async with (

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import trio_infer
+from helpers import half_body_then_hold
 from trio_infer.testing import Responder, ServerRequest, TestServer, open_server, serve
 
 
@@ -104,14 +105,7 @@ async def test_released_on_cancel_while_waiting_for_a_permit(
 
 async def test_released_on_cancel_mid_body(nursery: trio.Nursery, parser: str) -> None:
     body_started = trio.Event()
-
-    async def handler(request: ServerRequest, respond: Responder) -> None:
-        await respond.start(200, length=10)
-        await respond.send(b"12345")
-        body_started.set()
-        await respond.wait_for_disconnect()
-
-    server = await nursery.start(serve, handler)
+    server = await nursery.start(serve, half_body_then_hold(body_started))
     async with trio_infer.Client(server.url, parser=parser) as client:
         async with trio.open_nursery() as inner:
             inner.start_soon(client.request, "GET", "/")
