@@ -27,3 +27,8 @@ def half_body_then_hold(started: trio.Event) -> Handler:
         await respond.wait_for_disconnect()
 
     return handler
+
+
+async def stall(request: ServerRequest, respond: Responder) -> None:
+    """A handler that never answers (the client's read timeout must fire)."""
+    await trio.sleep_forever()

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 import trio_infer
-from helpers import gated_reply, half_body_then_hold
+from helpers import gated_reply, half_body_then_hold, stall
 from trio_infer.testing import (
     Responder,
     ServerRequest,
@@ -356,9 +356,6 @@ async def test_a_fresh_connection_failing_is_not_retried(
 async def test_read_timeout(
     nursery: trio.Nursery, parser: str, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async def stall(request: ServerRequest, respond: Responder) -> None:
-        await trio.sleep_forever()
-
     server = await nursery.start(serve, stall)
     timeouts = trio_infer.Timeouts(read=5)
     async with trio_infer.Client(server.url, parser=parser, timeouts=timeouts) as client:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import trio_infer
-from helpers import half_body_then_hold
+from helpers import half_body_then_hold, stall
 from trio_infer.testing import Responder, ServerRequest, TestServer, open_server, serve
 
 
@@ -166,9 +166,6 @@ async def test_stream_closed_from_another_task(server: TestServer, parser: str) 
 async def test_released_on_timeout(
     nursery: trio.Nursery, parser: str, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async def stall(request: ServerRequest, respond: Responder) -> None:
-        await trio.sleep_forever()
-
     server = await nursery.start(serve, stall)
     async with trio_infer.Client(
         server.url, parser=parser, timeouts=trio_infer.Timeouts(read=1)
