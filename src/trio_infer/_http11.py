@@ -280,9 +280,5 @@ class Connection:
             )
         return map_transport_error(exc, phase=phase, endpoint=self.endpoint)
 
-    @property
-    def is_tls(self) -> bool:
-        return self._tls is not None
-
     def __repr__(self) -> str:
         return f"<Connection {self.endpoint} {self.state} requests={self.requests}>"

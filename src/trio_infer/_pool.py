@@ -38,7 +38,6 @@ Rules:
 
 from __future__ import annotations
 
-import math
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -305,11 +304,6 @@ class EndpointPool:
             idle = self.idle
             while idle and idle[0].idle_since <= limit:
                 self._close(idle.popleft(), "idle_expired")
-
-    def next_idle_expiry(self) -> float:
-        if self.idle_timeout is None or not self.idle:
-            return math.inf
-        return self.idle[0].idle_since + self.idle_timeout
 
     @property
     def is_empty(self) -> bool:
