@@ -408,22 +408,12 @@ class Client:
             while not codec.done:
                 await conn.pump(read)
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                pool.failures += 1
-                pool.discard(conn, "error")
-            else:
-                pool.discard(conn, "interrupted")
-            permit.release()
+            pool.abort_exchange(conn, permit, exc)
             raise
         chunks = codec.body
         response._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         end = response._t_end = conn.last_receive_at
-        pool.responses += 1
-        if codec.keep_alive:
-            pool.checkin(conn, end)
-        else:
-            pool.discard(conn, pool.no_keepalive_reason)
-        permit.release()
+        pool.end_exchange(conn, permit, end)
         return response
 
     @asynccontextmanager
@@ -460,7 +450,6 @@ class Client:
                 response._pool = pool
                 response._permit = permit
                 response._read_timeout = t.read
-                conn.permit = permit
                 yield response
             finally:
                 response.close()
@@ -542,12 +531,7 @@ class Client:
                 conn = await pool.connect(t.connect)
                 conn.permit = permit
         except BaseException as exc:
-            failed = isinstance(exc, Exception)
-            if conn is not None:
-                pool.discard(conn, "error" if failed else "interrupted")
-            if failed:
-                pool.failures += 1
-            permit.release()
+            pool.abort_exchange(conn, permit, exc)
             raise
         codec = conn.codec
         response = Response(

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import ssl
 
     from ._endpoint import Endpoint
+    from ._permits import Permit
 
 __all__ = ["CLOSE_REASONS", "FRESH_IDLE", "ConnectionSlots", "EndpointPool"]
 
@@ -276,6 +277,29 @@ class EndpointPool:
         self.idle.append(conn)
         if self.slots.lot:
             self.slots.lot.unpark()
+
+    def end_exchange(self, conn: Connection, permit: Permit, end: float) -> None:
+        """The body ended cleanly: pool the connection (or close it without keep-alive), then
+        return the permit, so the next permit holder finds the connection idle."""
+        self.responses += 1
+        if conn.codec.keep_alive:
+            self.checkin(conn, end)
+        else:
+            self.discard(conn, self.no_keepalive_reason)
+        permit.release()
+
+    def abort_exchange(
+        self, conn: Connection | None, permit: Permit, exc: BaseException | None
+    ) -> None:
+        """The exchange stopped before its end: close its connection, return the permit.
+        An ``Exception`` counts as a failure; cancellation (or ``exc=None``: the caller closed
+        the stream) is an interruption."""
+        failed = isinstance(exc, Exception)
+        if failed:
+            self.failures += 1
+        if conn is not None:
+            self.discard(conn, "error" if failed else "interrupted")
+        permit.release()
 
     def discard(self, conn: Connection, reason: str) -> None:
         """Close a connection that must not be reused. Idempotent."""

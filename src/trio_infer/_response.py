@@ -238,8 +238,7 @@ class Response:
         pool, permit = self._pool, self._permit
         self._pool = self._permit = None
         assert pool is not None and permit is not None
-        pool.discard(conn, "interrupted")
-        permit.release()
+        pool.abort_exchange(conn, permit, None)
 
     def _complete(self, conn: Connection) -> None:
         """The body ended cleanly: pool the connection, return the permit."""
@@ -248,12 +247,7 @@ class Response:
         self._pool = self._permit = None
         assert pool is not None and permit is not None
         self._t_end = conn.last_receive_at
-        pool.responses += 1
-        if conn.codec.keep_alive:
-            pool.checkin(conn, self._t_end)
-        else:
-            pool.discard(conn, pool.no_keepalive_reason)
-        permit.release()
+        pool.end_exchange(conn, permit, self._t_end)
 
     def _fail(self, conn: Connection, exc: BaseException) -> None:
         if self._conn is not conn:
@@ -262,12 +256,7 @@ class Response:
         pool, permit = self._pool, self._permit
         self._pool = self._permit = None
         assert pool is not None and permit is not None
-        if isinstance(exc, Exception):
-            pool.failures += 1
-            pool.discard(conn, "error")
-        else:
-            pool.discard(conn, "interrupted")
-        permit.release()
+        pool.abort_exchange(conn, permit, exc)
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}] {self.method} {self.url}>"
