@@ -412,6 +412,7 @@ class Client:
             raise
         chunks = codec.body
         response._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()  # the codec reuses the list; an idle connection must not pin the body
         end = response._t_end = conn.last_receive_at
         pool.end_exchange(conn, permit, end)
         return response

@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from ._headers import RawHead
 
 __all__ = [
+    "NO_HEADERS",
     "Codec",
     "ParserName",
     "ProtocolViolation",
@@ -37,6 +38,10 @@ __all__ = [
 
 ParserName = Literal["httptools", "h11"]
 Headers = list[tuple[bytes, bytes]]
+
+#: The placeholder a codec's ``headers`` holds until ``headers_done``: one shared list, never
+#: mutated, so starting an exchange allocates nothing for it.
+NO_HEADERS: Headers = []
 
 
 class ProtocolViolation(Exception):

@@ -11,10 +11,28 @@ from __future__ import annotations
 
 import h11
 
-from ._codec import Headers, ProtocolViolation, serialize_request, wants_close
+from ._codec import NO_HEADERS, Headers, ProtocolViolation, serialize_request, wants_close
 from ._headers import RawHead
 
 __all__ = ["H11Codec"]
+
+_END = h11.EndOfMessage()
+#: h11 events are immutable and validated on construction, which costs more than parsing a
+#: small response; the few distinct (method, host, close) shapes a client sends are built once.
+_REQUESTS: dict[tuple[bytes, bytes, bool], h11.Request] = {}
+_MAX_CACHED_REQUESTS = 256
+
+
+def _request_event(method: bytes, host: bytes, close: bool) -> h11.Request:
+    key = (method, host, close)
+    event = _REQUESTS.get(key)
+    if event is None:
+        headers = [(b"host", host), (b"connection", b"close")] if close else [(b"host", host)]
+        event = h11.Request(method=method, target=b"/", headers=headers)
+        if len(_REQUESTS) >= _MAX_CACHED_REQUESTS:
+            _REQUESTS.clear()
+        _REQUESTS[key] = event
+    return event
 
 
 class H11Codec:
@@ -36,7 +54,7 @@ class H11Codec:
         self.status = 0
         self.reason = b""
         self.http_version = b"1.1"
-        self.headers: Headers | RawHead = []
+        self.headers: Headers | RawHead = NO_HEADERS
         self.headers_done = False
         self.done = False
         self.keep_alive = False
@@ -51,18 +69,21 @@ class H11Codec:
             raise RuntimeError("start_request on a connection whose last response is unfinished")
         self.status = 0
         self.reason = b""
-        self.headers = []
+        self.headers = NO_HEADERS
         self.headers_done = False
         self.done = False
         self.keep_alive = False
-        self.body = []
+        self.body.clear()
         self.received = 0
-        host = next((value for name, value in headers if name == b"host"), b"")
-        state: list[tuple[bytes, bytes]] = [(b"host", host)]
-        if wants_close(headers):
-            state.append((b"connection", b"close"))
-        conn.send(h11.Request(method=method, target=target, headers=state))
-        conn.send(h11.EndOfMessage())
+        host = b""
+        for name, value in headers:
+            if name == b"host":
+                host = value
+                break
+        # h11 only needs what shapes the response (the method, for HEAD; whether we asked
+        # to close); the target never matters to it, so one event serves every path.
+        conn.send(_request_event(method, host, wants_close(headers)))
+        conn.send(_END)
         return serialize_request(method, target, headers, body)
 
     def feed(self, data: bytes) -> None:

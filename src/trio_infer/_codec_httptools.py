@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import httptools
 
-from ._codec import Headers, ProtocolViolation, serialize_request, wants_close
+from ._codec import NO_HEADERS, Headers, ProtocolViolation, serialize_request, wants_close
 from ._headers import RawHead
 
 __all__ = ["HttptoolsCodec"]
@@ -55,7 +55,7 @@ class HttptoolsCodec:
         self.status = 0
         self.reason = b""
         self.http_version = b"1.1"
-        self.headers: Headers | RawHead = []
+        self.headers: Headers | RawHead = NO_HEADERS
         self.headers_done = False
         self.done = False
         self.keep_alive = False
@@ -73,15 +73,16 @@ class HttptoolsCodec:
         self._head = method == b"HEAD"
         self._informational = False
         self._interim = 0
-        self._head_chunks = []
-        self._wants_close = False
-        self._reason = []
+        # The lists are cleared, not replaced: at high concurrency every object allocated
+        # per exchange is alive at the next young-generation GC and costs a traversal there.
+        self._head_chunks.clear()
+        self._reason.clear()
         self.status = 0
-        self.headers = []
+        self.headers = NO_HEADERS
         self.headers_done = False
         self.done = False
         self.keep_alive = False
-        self.body = []
+        self.body.clear()
         self.received = 0
         self._wants_close = wants_close(headers)
         return serialize_request(method, target, headers, body)
@@ -144,14 +145,14 @@ class HttptoolsCodec:
                 raise ProtocolViolation("unexpected 101 Switching Protocols response")
             self._informational = True
             self._interim += 1
-            self._reason = []
+            self._reason.clear()
             return
         self.status = status
         self.reason = b"".join(self._reason)
         version = parser.get_http_version()
         self.http_version = _VERSIONS.get(version) or version.encode()
         self.headers = RawHead.cut(self._head_chunks, self._interim)
-        self._head_chunks = []
+        self._head_chunks.clear()
         self.headers_done = True
         if self._head:
             self._finish()

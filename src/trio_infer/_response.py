@@ -328,12 +328,15 @@ class _BodyIterator(Generic[T]):
             except BaseException as exc:
                 response._fail(conn, exc)
                 raise
-        if codec.body:
-            chunks, codec.body = codec.body, []
+        chunks = codec.body
+        if chunks:
             at = conn.last_receive_at
             decode, items = self._decode, self._items
-            for data in chunks:
-                items.extend(decode(data, at))
+            try:
+                for data in chunks:
+                    items.extend(decode(data, at))
+            finally:
+                chunks.clear()  # the codec's own list, reused for the next chunks
         if codec.done:
             if self._flush is not None:
                 self._items.extend(self._flush(conn.last_receive_at))
