@@ -184,6 +184,28 @@ def test_reuse_for_a_second_exchange(parser: str) -> None:
 
 
 @pytest.mark.parametrize("parser", PARSERS)
+def test_exchanges_on_one_codec_share_no_state(parser: str) -> None:
+    # Codecs reuse their buffers and (h11) their request events across exchanges: nothing
+    # of one response may show in the next, and HEAD must still mean "no body".
+    codec = make_codec(resolve_parser(parser))
+    codec.start_request(b"GET", b"/a", [(b"host", b"h")], b"")
+    codec.feed(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nab"
+    )
+    assert (codec.reason, codec.body, codec.keep_alive) == (b"Fine", [b"ab"], True)
+    codec.body.clear()  # as the client does once it has taken the body
+    codec.start_request(b"HEAD", b"/b", [(b"host", b"h")], b"")
+    assert (codec.headers_done, codec.body, codec.received) == (False, [], 0)
+    codec.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert (codec.reason, codec.body, codec.done, codec.keep_alive) == (b"OK", [], True, True)
+    assert [name for name, _ in Headers(codec.headers).raw] == [b"Content-Length"]
+    codec.start_request(b"GET", b"/c", [(b"host", b"h"), (b"connection", b"close")], b"")
+    codec.feed(b"HTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nz")
+    assert (codec.status, codec.reason, codec.body) == (404, b"Not Found", [b"z"])
+    assert codec.done and not codec.keep_alive
+
+
+@pytest.mark.parametrize("parser", PARSERS)
 def test_request_serialisation_is_valid_http(parser: str) -> None:
     import h11
 
