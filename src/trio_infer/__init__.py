@@ -1,5 +1,8 @@
 """trio-infer: a trio-native, structured-concurrency HTTP client for inference servers."""
 
+from ._budget import ConnectionBudget as ConnectionBudget
+from ._budget import Destination as Destination
+from ._budget import connection_budget as connection_budget
 from ._client import Client as Client
 from ._endpoint import Endpoint as Endpoint
 from ._endpoint import parse_endpoint as parse_endpoint
@@ -7,9 +10,11 @@ from ._errors import ConfigError as ConfigError
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectTimeout as ConnectTimeout
 from ._errors import Error as Error
+from ._errors import FileDescriptorsExhaustedError as FileDescriptorsExhaustedError
 from ._errors import HTTPStatusError as HTTPStatusError
 from ._errors import InvalidRequest as InvalidRequest
 from ._errors import PoolTimeout as PoolTimeout
+from ._errors import PortsExhaustedError as PortsExhaustedError
 from ._errors import ReadError as ReadError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RemoteProtocolError as RemoteProtocolError

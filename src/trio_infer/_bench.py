@@ -89,6 +89,7 @@ async def run_bench(
     body: bytes | None = None,
     stream: bool = False,
     parser: str = "httptools",
+    source_addresses: Sequence[str] = (),
 ) -> BenchResult:
     """Send ``requests`` calls with ``concurrency`` callers through one client."""
     if requests < 1 or concurrency < 1:
@@ -100,7 +101,13 @@ async def run_bench(
     events = 0
     remaining = requests
     timeouts = Timeouts(connect=10, read=60)
-    async with Client(list(urls), limiter=concurrency, parser=parser, timeouts=timeouts) as client:
+    async with Client(
+        list(urls),
+        limiter=concurrency,
+        parser=parser,
+        timeouts=timeouts,
+        source_addresses=source_addresses,
+    ) as client:
         opened_before = client.stats().opened
 
         async def caller() -> None:

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 import trio
 
 from ._bench import embedded_server, run_bench
+from ._budget import connection_budget
 from ._errors import Error
 
 
@@ -33,10 +34,20 @@ def _bench(args: argparse.Namespace) -> int:
                 body=body,
                 stream=args.sse,
                 parser=args.parser,
+                source_addresses=args.source_address or (),
             )
         )
     print(result.report())
     return 1 if result.errors and not result.requests else 0
+
+
+def _budget(args: argparse.Namespace) -> int:
+    budget = connection_budget(args.url, source_addresses=args.source_address or ())
+    print(budget.describe())
+    if args.max_connections is not None:
+        budget.check(args.max_connections)
+        print(f"max_connections={args.max_connections} fits")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--sse", action="store_true", help="stream the response as server-sent events"
     )
     bench.add_argument("--parser", default="httptools", choices=["httptools", "h11"])
+    bench.add_argument(
+        "--source-address",
+        action="append",
+        metavar="IP",
+        help="local address to bind new connections to (repeat to rotate over several)",
+    )
     bench.set_defaults(func=_bench)
+    budget = commands.add_parser(
+        "budget",
+        help="how many connections these endpoints allow, and which limit binds",
+        description="Print the connection budget: ephemeral ports per (source, destination) "
+        "pair x pairs, against the file-descriptor limit.",
+    )
+    budget.add_argument("url", nargs="+", help="endpoint base URL(s)")
+    budget.add_argument(
+        "--source-address", action="append", metavar="IP", help="source address (repeatable)"
+    )
+    budget.add_argument(
+        "--max-connections", type=int, help="also check that this cap fits the budget"
+    )
+    budget.set_defaults(func=_budget)
     return parser
 
 

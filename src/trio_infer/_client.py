@@ -31,7 +31,7 @@ from typing import Any, Final, Self
 
 import trio
 
-from ._budget import fd_budget
+from ._budget import ConnectionBudget, budget_for
 from ._codec import resolve_parser
 from ._endpoint import Endpoint, parse_endpoint
 from ._errors import (
@@ -48,6 +48,7 @@ from ._nursery import open_background_nursery
 from ._permits import Permit
 from ._pool import ConnectionSlots, EndpointPool
 from ._response import Response
+from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
 from ._stats import ClientStats, EndpointStats
 from ._timeouts import Timeouts
 
@@ -119,8 +120,18 @@ class Client:
         limiter: the fan-out bound. An ``int`` creates this client's own
             ``trio.CapacityLimiter``; pass a ``trio.CapacityLimiter`` to share one pool of
             permits among several clients or jobs. A permit covers one network exchange.
-        max_connections: cap on open connections across all endpoints. ``None`` uses the
-            process's file-descriptor budget (RLIMIT_NOFILE minus a headroom).
+        max_connections: cap on open connections across all endpoints. ``None`` (default)
+            resolves on entry to the connection budget (:func:`connection_budget`: ephemeral
+            ports per source/destination pair times the pairs, or the file-descriptor budget,
+            whichever is smaller). A value above that budget is a :class:`ConfigError` on
+            entry, naming the limit that binds and the fix.
+        max_connections_per_endpoint: cap on open connections to each endpoint (``None``:
+            only ``max_connections``), checked on entry against that endpoint's own
+            (source, destination) pairs.
+        source_addresses: local IP addresses new connections bind to, round-robin per
+            destination; each one multiplies the ephemeral-port budget. Blank entries are
+            dropped and duplicates removed; each must be an IP literal this host can bind
+            (checked on entry). Empty (default): the OS picks, nothing is bound.
         timeouts: per-phase time limits (:class:`Timeouts`).
         headers: headers sent with every request; per-call headers override them by name.
         parser: ``"httptools"`` (default; falls back to ``"h11"`` when httptools cannot be
@@ -141,6 +152,8 @@ class Client:
         parser: str = "httptools",
         ssl_context: ssl.SSLContext | None = None,
         keepalive: KeepAlive | None = None,
+        max_connections_per_endpoint: int | None = None,
+        source_addresses: str | Sequence[str] = (),
     ) -> None:
         if isinstance(endpoints, str | Endpoint):
             endpoints = [endpoints]
@@ -162,24 +175,19 @@ class Client:
                 f"limiter={limiter!r} must be a whole number >= 1 or a trio.CapacityLimiter"
             )
 
-        budget = fd_budget()
-        if max_connections is None:
-            max_connections = budget
-        elif (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
+        for name, cap in (
+            ("max_connections", max_connections),
+            ("max_connections_per_endpoint", max_connections_per_endpoint),
         ):
-            raise ConfigError(
-                f"max_connections={max_connections!r} must be a whole number >= 1 or None"
-            )
-        elif max_connections > budget:
-            raise ConfigError(
-                f"max_connections={max_connections} exceeds the file-descriptor budget of {budget} "
-                f"(RLIMIT_NOFILE minus headroom); raise it with 'ulimit -n' or lower max_connections"
-            )
-        self.max_connections = max_connections
-
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+                raise ConfigError(f"{name}={cap!r} must be a whole number >= 1 or None")
+        self._requested_max_connections = max_connections
+        #: the cap on open connections, resolved on entry (see ``max_connections`` above)
+        self.max_connections: int | None = max_connections
+        self.max_connections_per_endpoint = max_connections_per_endpoint
+        self.source_addresses = parse_source_addresses(source_addresses)
+        #: the connection budget, computed on entry
+        self.budget: ConnectionBudget | None = None
         if timeouts is None:
             timeouts = Timeouts()
         elif not isinstance(timeouts, Timeouts):
@@ -203,7 +211,7 @@ class Client:
         if ssl_context is not None:
             ssl_context.set_alpn_protocols(["http/1.1"])
 
-        self._slots = ConnectionSlots(max_connections)
+        self._slots = ConnectionSlots(max_connections or 1)
         self._pools: list[EndpointPool] = []
         for endpoint in parsed:
             pool = EndpointPool(
@@ -245,8 +253,7 @@ class Client:
         try:
             self._nursery = await stack.enter_async_context(open_background_nursery())
             stack.callback(self.close)
-            for pool in self._pools:
-                await pool.resolve()
+            await self._plan_connections()
             self._nursery.start_soon(self._sweeper, name="trio_infer sweeper")
         except BaseException:
             self._state = "closed"
@@ -254,6 +261,32 @@ class Client:
             raise
         self._exit_stack = stack
         return self
+
+    async def _plan_connections(self) -> None:
+        """Resolve every endpoint once, check the source addresses, and size the budget."""
+        sources = self.source_addresses
+        check_bindable(sources)
+        resolved = {pool.endpoint: await pool.resolve() for pool in self._pools}
+        routes = plan_routes(resolved, sources)
+        destinations = [d for ds in routes.values() for d in ds]
+        budget = self.budget = budget_for(destinations, sources)
+        requested = self._requested_max_connections
+        if requested is None:
+            if budget.max_connections < 1:
+                budget.check(1)  # raises, saying which limit is zero and the fix
+            limit = budget.max_connections
+        else:
+            budget.check(requested)
+            limit = requested
+        self.max_connections = self._slots.limit = limit
+        rotations = SourceRotation.for_destinations(destinations, sources) if sources else {}
+        per_endpoint = self.max_connections_per_endpoint
+        for pool in self._pools:
+            if per_endpoint is not None:
+                budget.check_endpoint(pool.url, routes[pool.endpoint], per_endpoint)
+                pool.limit = per_endpoint
+            pool.ports_per_pair = budget.ports_per_pair
+            pool.set_routes(routes[pool.endpoint], rotations)
 
     async def __aexit__(
         self,
@@ -569,6 +602,8 @@ class Client:
                 closed=tuple(sorted(pool.closed.items())),
                 responses=pool.responses,
                 failures=pool.failures,
+                ports_exhausted=pool.ports_exhausted,
+                fds_exhausted=pool.fds_exhausted,
             )
             for pool in self._pools
         )
@@ -579,7 +614,7 @@ class Client:
             permits_total=int(limiter.total_tokens),
             tasks_waiting_for_permit=limiter.tasks_waiting,
             open_connections=self._slots.used,
-            max_connections=self.max_connections,
+            max_connections=self._slots.limit,
         )
 
     def __repr__(self) -> str:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "ConnectError",
+    "FileDescriptorsExhaustedError",
+    "PortsExhaustedError",
     "ConnectTimeout",
     "Error",
     "HTTPStatusError",
@@ -71,6 +73,17 @@ class TransportError(Error):
 
 class ConnectError(TransportError):
     """The TCP (or TLS) connection could not be established."""
+
+
+class PortsExhaustedError(ConnectError):
+    """The kernel had no free ephemeral port for this (source address, destination) pair
+    (``EADDRNOTAVAIL`` at connect). Raised at once, never waited out: add source addresses or
+    endpoints, or open fewer connections (see ``trio_infer.connection_budget``)."""
+
+
+class FileDescriptorsExhaustedError(ConnectError):
+    """The process (``EMFILE``) or the system (``ENFILE``) is out of file descriptors. Raised
+    at once: raise ``ulimit -n`` or open fewer connections."""
 
 
 class WriteError(TransportError):
@@ -148,6 +161,25 @@ _ERRNO_WORDS: Final[dict[int, str]] = {
     errno.ENETUNREACH: "network unreachable",
     errno.EADDRNOTAVAIL: "no free local port or address (EADDRNOTAVAIL)",
     errno.EMFILE: "too many open files (EMFILE)",
+    errno.ENFILE: "too many open files in the system (ENFILE)",
+}
+
+_EXHAUSTED: Final[dict[int, tuple[type[ConnectError], str]]] = {
+    errno.EADDRNOTAVAIL: (
+        PortsExhaustedError,
+        "no free ephemeral port for this (source address, destination) pair (EADDRNOTAVAIL); "
+        "add source_addresses or endpoints, or open fewer connections",
+    ),
+    errno.EMFILE: (
+        FileDescriptorsExhaustedError,
+        "the process is out of file descriptors (EMFILE); raise 'ulimit -n' or open fewer "
+        "connections",
+    ),
+    errno.ENFILE: (
+        FileDescriptorsExhaustedError,
+        "the system is out of file descriptors (ENFILE); raise fs.file-max or open fewer "
+        "connections",
+    ),
 }
 
 
@@ -179,6 +211,9 @@ def map_transport_error(exc: BaseException, *, phase: str, endpoint: str) -> Tra
             return cls(_ERRNO_WORDS[cause.errno], endpoint=endpoint, phase=phase)
         return cls(f"connection broken: {cause or exc}", endpoint=endpoint, phase=phase)
     if isinstance(exc, OSError):
+        if phase == "connect" and exc.errno in _EXHAUSTED:
+            exhausted, message = _EXHAUSTED[exc.errno]
+            return exhausted(message, endpoint=endpoint, phase=phase)
         words = _ERRNO_WORDS.get(exc.errno or -1) or str(exc)
         return cls(words, endpoint=endpoint, phase=phase)
     return cls(f"{type(exc).__name__}: {exc}", endpoint=endpoint, phase=phase)

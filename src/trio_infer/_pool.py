@@ -45,9 +45,17 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._budget import Destination, destinations_from_addrinfo
 from ._codec import ParserName, make_codec
-from ._errors import ConnectError, PoolTimeout
+from ._errors import (
+    ConnectError,
+    FileDescriptorsExhaustedError,
+    PoolTimeout,
+    PortsExhaustedError,
+    map_transport_error,
+)
 from ._http11 import Connection
+from ._sources import SourceRotation, bind_source
 
 if TYPE_CHECKING:
     import ssl
@@ -136,8 +144,18 @@ class EndpointPool:
         self.base_path = endpoint.base_path.encode("ascii")
         #: the headers every request to this endpoint starts from (set by the client)
         self.base_headers: list[tuple[bytes, bytes]] = []
-        self.addresses: list[tuple[int, int, int, Any]] = []
-        self._next_address = 0
+        #: what ``resolve`` found: each destination with the (family, type, proto, sockaddr)
+        #: to connect to it
+        self.resolved: dict[Destination, tuple[int, int, int, Any]] = {}
+        #: the destinations connections go to, round-robin, each with its source rotation
+        #: (``None``: the OS picks the source); set by the client with ``set_routes``
+        self.routes: list[tuple[Destination, tuple[int, int, int, Any], SourceRotation | None]] = []
+        self._next_route = 0
+        #: the per-endpoint cap on open connections (None: only the client-wide cap)
+        self.limit: int | None = None
+        #: usable ephemeral ports per (source, destination) pair, for error messages
+        self.ports_per_pair = 0
+        self.lot = trio.lowlevel.ParkingLot()  # calls waiting for this endpoint's cap
         self.idle: deque[Connection] = deque()
         self.active: set[Connection] = set()
         self.connecting: set[Connection] = set()
@@ -150,8 +168,14 @@ class EndpointPool:
         self.closed = dict.fromkeys(CLOSE_REASONS, 0)
         self.responses = 0
         self.failures = 0
+        self.ports_exhausted = 0
+        self.fds_exhausted = 0
 
-    async def resolve(self) -> None:
+    @property
+    def open_count(self) -> int:
+        return len(self.idle) + len(self.active) + len(self.connecting)
+
+    async def resolve(self) -> list[Destination]:
         """Resolve the endpoint's host once; every connection reuses the result.
 
         Trio resolves names in a worker thread, far too slow for a per-connection step.
@@ -166,17 +190,23 @@ class EndpointPool:
                 endpoint=self.url,
                 phase="connect",
             ) from exc
-        seen: set[Any] = set()
         for family, type_, proto, _name, sockaddr in infos:
-            if sockaddr not in seen:
-                seen.add(sockaddr)
-                self.addresses.append((family, type_, proto, sockaddr))
-        if not self.addresses:
+            [destination] = destinations_from_addrinfo([(family, type_, proto, _name, sockaddr)])
+            self.resolved.setdefault(destination, (family, type_, proto, sockaddr))
+        if not self.resolved:
             raise ConnectError(
                 f"host {self.endpoint.host!r} resolved to no address",
                 endpoint=self.url,
                 phase="connect",
             )
+        return list(self.resolved)
+
+    def set_routes(
+        self, destinations: list[Destination], rotations: dict[Destination, SourceRotation]
+    ) -> None:
+        """Connect to these of the resolved destinations, binding the rotations' sources
+        (an empty mapping: bind nothing)."""
+        self.routes = [(d, self.resolved[d], rotations.get(d)) for d in destinations]
 
     # --- checkout / checkin ----------------------------------------------------------------
 
@@ -204,42 +234,74 @@ class EndpointPool:
         if conn is not None:
             return conn
         slots = self.slots
-        while slots.used >= slots.limit and not slots.evict_idle():
-            await self._wait_for_slot(pool_deadline)
+        while True:
+            if self.limit is not None and self.open_count >= self.limit:
+                await self._wait(
+                    self.lot,
+                    pool_deadline,
+                    f"all {self.limit} connections of "
+                    f"this endpoint stayed busy (raise max_connections_per_endpoint "
+                    f"or Timeouts.pool)",
+                )
+            elif slots.used >= slots.limit and not slots.evict_idle():
+                await self._wait(
+                    slots.lot,
+                    pool_deadline,
+                    f"all {slots.limit} connections of "
+                    f"the client stayed busy (raise max_connections or Timeouts.pool)",
+                )
+            else:
+                return await self.connect(connect_timeout)
             conn = self.take_idle()
             if conn is not None:
                 return conn
-        return await self.connect(connect_timeout)
 
-    async def _wait_for_slot(self, pool_deadline: float) -> None:
+    async def _wait(self, lot: trio.lowlevel.ParkingLot, pool_deadline: float, busy: str) -> None:
         self.waiting_for_connection += 1
         try:
             with trio.CancelScope(deadline=pool_deadline) as scope:
-                await self.slots.lot.park()
+                await lot.park()
         finally:
             self.waiting_for_connection -= 1
         if scope.cancelled_caught:
-            raise PoolTimeout(
-                f"all {self.slots.limit} connections of the client stayed busy "
-                f"(raise max_connections or Timeouts.pool)",
-                endpoint=self.url,
-                phase="pool",
-            )
+            raise PoolTimeout(busy, endpoint=self.url, phase="pool")
 
     async def connect(self, connect_timeout: float | None) -> Connection:
-        """Open a new connection, active on return. It takes one client-wide slot."""
-        family, type_, proto, sockaddr = self.addresses[self._next_address]
-        self._next_address = (self._next_address + 1) % len(self.addresses)
+        """Open a new connection, active on return. It takes one client-wide slot.
+
+        Running out of ports or descriptors raises at once (``PortsExhaustedError``,
+        ``FileDescriptorsExhaustedError``): a call never waits for a port to free up, which
+        would pass the wait off as server latency.
+        """
+        destination, (family, type_, proto, sockaddr), rotation = self.routes[self._next_route]
+        self._next_route = (self._next_route + 1) % len(self.routes)
         self.slots.used += 1
         try:
             raw = socket.socket(family, type_, proto)
-            raw.setblocking(False)
         except BaseException as exc:
             self.slots.free()
             if isinstance(exc, OSError):
-                raise ConnectError(
-                    f"cannot create a socket: {exc}", endpoint=self.url, phase="connect"
-                ) from exc
+                error = map_transport_error(exc, phase="connect", endpoint=self.url)
+                self._count_exhaustion(error)
+                raise error from exc
+            raise
+        source: str | None = None
+        try:
+            raw.setblocking(False)
+            if rotation is not None:
+                source = rotation.next()
+                try:
+                    bind_source(raw, source)
+                except OSError as exc:
+                    raise ConnectError(
+                        f"cannot bind source address {source!r} for {destination}: "
+                        f"{exc.strerror or exc}",
+                        endpoint=self.url,
+                        phase="connect",
+                    ) from exc
+        except BaseException:
+            raw.close()
+            self.slots.free()
             raise
         conn = Connection(self.url, raw, make_codec(self.parser), self.now)
         self.connecting.add(conn)
@@ -256,11 +318,28 @@ class EndpointPool:
         except BaseException as exc:
             self.connecting.discard(conn)
             self._close(conn, "error" if isinstance(exc, Exception) else "interrupted")
+            self._count_exhaustion(exc)
+            if isinstance(exc, PortsExhaustedError):
+                raise PortsExhaustedError(
+                    f"no free ephemeral port towards {destination} from "
+                    f"{repr(source) if source else 'the source the OS chose'} "
+                    f"(EADDRNOTAVAIL; {self.ports_per_pair} usable ports per source/destination "
+                    f"pair, {self.open_count} open to this endpoint); add source_addresses or "
+                    f"endpoints, or open fewer connections",
+                    endpoint=self.url,
+                    phase="connect",
+                ) from exc
             raise
         self.connecting.discard(conn)
         conn.state = "active"
         self.active.add(conn)
         return conn
+
+    def _count_exhaustion(self, exc: BaseException) -> None:
+        if isinstance(exc, PortsExhaustedError):
+            self.ports_exhausted += 1
+        elif isinstance(exc, FileDescriptorsExhaustedError):
+            self.fds_exhausted += 1
 
     def checkin(self, conn: Connection, now: float) -> None:
         """Return a connection whose exchange finished cleanly with keep-alive."""
@@ -275,6 +354,8 @@ class EndpointPool:
         conn.state = "idle"
         conn.idle_since = now
         self.idle.append(conn)
+        if self.lot:
+            self.lot.unpark()
         if self.slots.lot:
             self.slots.lot.unpark()
 
@@ -315,6 +396,8 @@ class EndpointPool:
             conn.released = True
             self.closed[reason] += 1
             self.slots.free()
+            if self.lot:
+                self.lot.unpark()
 
     # --- background upkeep -----------------------------------------------------------------
 

@@ -27,6 +27,10 @@ class EndpointStats:
         closed: ``(reason, count)`` pairs for every close reason (see ``CLOSE_REASONS``).
         responses: responses whose body was received completely.
         failures: exchanges that ended in an error (not counting cancellations).
+        ports_exhausted: connects refused by the kernel for want of an ephemeral port
+            (``PortsExhaustedError``).
+        fds_exhausted: connects that failed for want of a file descriptor
+            (``FileDescriptorsExhaustedError``).
     """
 
     endpoint: str
@@ -41,6 +45,8 @@ class EndpointStats:
     closed: tuple[tuple[str, int], ...]
     responses: int
     failures: int
+    ports_exhausted: int = 0
+    fds_exhausted: int = 0
 
     @property
     def closed_total(self) -> int:

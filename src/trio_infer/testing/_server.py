@@ -61,6 +61,8 @@ class ServerRequest:
         headers: ``(name, value)`` pairs, names lower-cased, in order.
         body: the whole request body.
         connection_index: which accepted connection (0, 1, ...) carried it.
+        peer: the client's (address, port) on that connection: which source address and
+            ephemeral port it came from.
     """
 
     method: str
@@ -68,6 +70,7 @@ class ServerRequest:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     connection_index: int
+    peer: tuple[str, int] = ("", 0)
 
     @property
     def path(self) -> str:
@@ -215,8 +218,16 @@ class TestServer:
         self._notify()
         conn = h11.Connection(h11.SERVER)
         try:
+            inner: Any = stream
+            while not hasattr(inner, "socket"):  # a TLS stream wraps the socket stream
+                inner = inner.transport_stream
+            try:
+                address, port, *_ = inner.socket.getpeername()
+                peer = (str(address), int(port))
+            except OSError:  # the client already left
+                return
             while True:
-                request = await self._read_request(stream, conn, index)
+                request = await self._read_request(stream, conn, index, peer)
                 if request is None:
                     return
                 self.requests.append(request)
@@ -243,7 +254,7 @@ class TestServer:
 
     @staticmethod
     async def _read_request(
-        stream: trio.SocketStream, conn: h11.Connection, index: int
+        stream: trio.SocketStream, conn: h11.Connection, index: int, peer: tuple[str, int]
     ) -> ServerRequest | None:
         head: h11.Request | None = None
         body: list[bytes] = []
@@ -267,6 +278,7 @@ class TestServer:
                     ),
                     body=b"".join(body),
                     connection_index=index,
+                    peer=peer,
                 )
             else:  # ConnectionClosed or PAUSED
                 return None
