@@ -231,6 +231,33 @@ def test_source_addresses_are_normalised() -> None:
     assert parse_source_addresses(None) == ()
 
 
+_ADDRESS = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6))
+
+
+@given(
+    entries=st.lists(
+        st.one_of(
+            st.tuples(_ADDRESS, st.sampled_from(["{}", " {} ", "\t{}", "[{}]"])),
+            st.sampled_from(["", "  ", "\t"]),
+        ),
+        max_size=12,
+    )
+)
+def test_source_address_normalisation_property(entries: list[Any]) -> None:
+    texts, expected = [], []
+    for entry in entries:
+        if isinstance(entry, str):
+            texts.append(entry)
+            continue
+        address, shape = entry
+        if shape == "[{}]" and address.version == 4:
+            shape = "{}"
+        texts.append(shape.format(address.exploded))
+        if str(address) not in expected:
+            expected.append(str(address))
+    assert parse_source_addresses(texts) == tuple(expected)
+
+
 @pytest.mark.parametrize("bad", ["localhost", "127.0.0.300", "10.0.0.1:80"])
 def test_a_source_must_be_an_ip_literal(bad: str) -> None:
     with pytest.raises(ConfigError, match=f"source address '{bad}' is not an IP address"):
