@@ -57,6 +57,7 @@ __all__ = ["Client"]
 _USER_AGENT: Final = b"trio-infer/0.1"
 _BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
 _JSON_TYPE: Final = (b"content-type", b"application/json")
+_CLOSE: Final = [(b"connection", b"close")]
 _SWEEP_MAX: Final = 0.1
 _SWEEP_MIN: Final = 0.001
 _INVALID_HEADER_BYTES: Final = frozenset(b"\r\n\0")
@@ -138,7 +139,14 @@ class Client:
             imported) or ``"h11"``.
         ssl_context: the ``ssl.SSLContext`` for https endpoints. The default verifies
             certificates against the system store.
-        keepalive: the connection reuse policy (:class:`KeepAlive`).
+        keepalive: the connection reuse policy (:class:`KeepAlive`): ``on`` (default),
+            ``off`` or ``recycle``.
+        endpoint_keepalive: per-endpoint overrides of ``keepalive``, keyed by endpoint (in
+            any spelling ``endpoints`` accepts).
+        worker_header: a response header that names the server worker (process) that
+            answered, e.g. ``"x-worker-id"``; when set, requests are counted per worker per
+            endpoint (``EndpointStats.workers``). Off by default.
+        worker_interval: the window, in seconds, for ``EndpointStats.workers_active``.
     """
 
     def __init__(
@@ -154,6 +162,9 @@ class Client:
         keepalive: KeepAlive | None = None,
         max_connections_per_endpoint: int | None = None,
         source_addresses: str | Sequence[str] = (),
+        endpoint_keepalive: Mapping[str | Endpoint, KeepAlive] | None = None,
+        worker_header: str | None = None,
+        worker_interval: float = 1.0,
     ) -> None:
         if isinstance(endpoints, str | Endpoint):
             endpoints = [endpoints]
@@ -198,6 +209,35 @@ class Client:
         elif not isinstance(keepalive, KeepAlive):
             raise ConfigError(f"keepalive={keepalive!r} must be a trio_infer.KeepAlive")
         self.keepalive = keepalive
+        endpoint_policies: dict[Endpoint, KeepAlive] = {}
+        for key, policy in (endpoint_keepalive or {}).items():
+            target = parse_endpoint(key)
+            if target not in parsed:
+                known = ", ".join(e.url for e in parsed)
+                raise ConfigError(
+                    f"endpoint_keepalive names {key!r}, which is not one of this client's "
+                    f"endpoints ({known})"
+                )
+            if not isinstance(policy, KeepAlive):
+                raise ConfigError(
+                    f"endpoint_keepalive[{key!r}]={policy!r} must be a trio_infer.KeepAlive"
+                )
+            endpoint_policies[target] = policy
+        if worker_header is not None and (
+            not isinstance(worker_header, str) or not worker_header.strip()
+        ):
+            raise ConfigError(
+                f"worker_header={worker_header!r} must be a header name such as 'x-worker-id'"
+            )
+        #: the response header naming the server worker that answered (None: not tracked)
+        self.worker_header = worker_header.strip().lower() if worker_header else None
+        if (
+            isinstance(worker_interval, bool)
+            or not isinstance(worker_interval, int | float)
+            or not worker_interval > 0
+        ):
+            raise ConfigError(f"worker_interval={worker_interval!r} must be a positive number")
+        self.worker_interval = float(worker_interval)
         self.parser = resolve_parser(parser)
         try:
             self._headers = _encode_headers(headers)
@@ -214,18 +254,18 @@ class Client:
         self._slots = ConnectionSlots(max_connections or 1)
         self._pools: list[EndpointPool] = []
         for endpoint in parsed:
+            policy = endpoint_policies.get(endpoint, keepalive)
             pool = EndpointPool(
                 endpoint,
                 slots=self._slots,
                 parser=self.parser,
                 ssl_context=ssl_context if endpoint.scheme == "https" else None,
-                max_idle=keepalive.max_idle,
-                idle_timeout=keepalive.idle_timeout,
+                keepalive=policy,
                 on_connection_opened=self._wake_sweeper,
-                no_keepalive_reason="policy" if keepalive.mode == "off" else "server_close",
             )
+            pool.worker_header = self.worker_header
             base = [(b"host", endpoint.authority.encode("ascii")), (b"user-agent", _USER_AGENT)]
-            if keepalive.mode == "off":
+            if policy.mode == "off":
                 base.append((b"connection", b"close"))
             pool.base_headers = _merge(base, self._headers)
             self._pools.append(pool)
@@ -544,11 +584,17 @@ class Client:
                 conn = await pool.checkout(t.connect, pool_deadline)
             conn.permit = permit
             read = t.read
+            max_requests = pool.max_requests
             while True:
                 connected = now()
                 codec = conn.codec
+                send_headers = headers
+                if max_requests is not None and conn.requests + 1 >= max_requests:
+                    # recycle: the connection's last exchange asks the server to close first
+                    send_headers = _merge(headers, _CLOSE)
+                    conn.last_by_policy = True
                 try:
-                    await conn.send_all(conn.start(method, target, headers, body), t.write)
+                    await conn.send_all(conn.start(method, target, send_headers, body), t.write)
                     sent = now()
                     while not codec.headers_done:
                         await conn.pump(read)
@@ -568,6 +614,8 @@ class Client:
             pool.abort_exchange(conn, permit, exc)
             raise
         codec = conn.codec
+        if pool.worker_header is not None:
+            pool.count_worker(codec.headers, conn.first_byte_at)
         response = Response(
             codec.status,
             codec.reason,
@@ -588,6 +636,7 @@ class Client:
 
     def stats(self) -> ClientStats:
         """A frozen snapshot of every pool and of the limiter (cheap: no I/O, no awaits)."""
+        now = self._now()
         endpoints = tuple(
             EndpointStats(
                 endpoint=pool.url,
@@ -604,6 +653,13 @@ class Client:
                 failures=pool.failures,
                 ports_exhausted=pool.ports_exhausted,
                 fds_exhausted=pool.fds_exhausted,
+                workers=tuple(
+                    sorted(pool.worker_requests.items(), key=lambda item: (-item[1], item[0]))
+                ),
+                workers_active=sum(
+                    1 for at in pool.worker_last_seen.values() if at > now - self.worker_interval
+                ),
+                untagged_responses=pool.untagged_responses,
             )
             for pool in self._pools
         )

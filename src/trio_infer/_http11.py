@@ -83,6 +83,7 @@ class Connection:
         "expired",
         "first_byte_at",
         "idle_since",
+        "last_by_policy",
         "last_receive_at",
         "opened_at",
         "permit",
@@ -110,6 +111,8 @@ class Connection:
         self.first_byte_at = 0.0
         self.last_receive_at = 0.0
         self.requests = 0
+        #: the current exchange asked the server to close because the policy says so
+        self.last_by_policy = False
         self.released = False
         self.permit: Permit | None = None
 

@@ -54,6 +54,7 @@ from ._errors import (
     PortsExhaustedError,
     map_transport_error,
 )
+from ._headers import Headers, RawHead
 from ._http11 import Connection
 from ._sources import SourceRotation, bind_source
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     import ssl
 
     from ._endpoint import Endpoint
+    from ._keepalive import KeepAlive
     from ._permits import Permit
 
 __all__ = ["CLOSE_REASONS", "FRESH_IDLE", "ConnectionSlots", "EndpointPool"]
@@ -122,10 +124,8 @@ class EndpointPool:
         slots: ConnectionSlots,
         parser: ParserName,
         ssl_context: ssl.SSLContext | None,
-        max_idle: int | None,
-        idle_timeout: float | None,
+        keepalive: KeepAlive,
         on_connection_opened: Callable[[], None] | None = None,
-        no_keepalive_reason: str = "server_close",
         now: Callable[[], float] = trio.current_time,
     ) -> None:
         self.endpoint = endpoint
@@ -134,13 +134,21 @@ class EndpointPool:
         self.slots = slots
         self.parser: ParserName = parser
         self.ssl_context = ssl_context
-        self.max_idle = max_idle
-        self.idle_timeout = idle_timeout
+        self.keepalive = keepalive
+        self.max_idle = keepalive.max_idle
+        self.idle_timeout = keepalive.idle_timeout
+        #: recycle: exchanges per connection (the last one asks the server to close), and
+        #: seconds from connect after which a connection is not reused
+        self.max_requests = keepalive.max_requests
+        self.max_age = keepalive.max_age
         self._on_opened = on_connection_opened
         #: the clock (the client binds the run's clock once: trio.current_time per call is slow)
         self.now = now
-        #: why a connection that finished without keep-alive is closed
-        self.no_keepalive_reason = no_keepalive_reason
+        #: requests answered per worker (``worker_header``'s value), and when each last answered
+        self.worker_header: str | None = None
+        self.worker_requests: dict[str, int] = {}
+        self.worker_last_seen: dict[str, float] = {}
+        self.untagged_responses = 0
         self.base_path = endpoint.base_path.encode("ascii")
         #: the headers every request to this endpoint starts from (set by the client)
         self.base_headers: list[tuple[bytes, bytes]] = []
@@ -219,8 +227,12 @@ class EndpointPool:
             # stale-connection retry covers the rare server close inside that window, and
             # the check (a syscall plus an exception) is a visible share of a keep-alive
             # exchange at full speed.
-            if self.now() - conn.idle_since > FRESH_IDLE and conn.is_readable():
+            now = self.now()
+            if now - conn.idle_since > FRESH_IDLE and conn.is_readable():
                 self.discard(conn, "server_close")
+                continue
+            if self.max_age is not None and now - conn.opened_at >= self.max_age:
+                self.discard(conn, "policy")
                 continue
             conn.state = "active"
             self.active.add(conn)
@@ -304,6 +316,7 @@ class EndpointPool:
             self.slots.free()
             raise
         conn = Connection(self.url, raw, make_codec(self.parser), self.now)
+        conn.last_by_policy = self.keepalive.mode == "off"  # every request says close
         self.connecting.add(conn)
         self.opened += 1
         if self._on_opened is not None:
@@ -335,6 +348,16 @@ class EndpointPool:
         self.active.add(conn)
         return conn
 
+    def count_worker(self, raw_headers: list[tuple[bytes, bytes]] | RawHead, at: float) -> None:
+        """Count a response towards the worker its ``worker_header`` names."""
+        assert self.worker_header is not None
+        worker = Headers(raw_headers).get(self.worker_header)
+        if worker is None:
+            self.untagged_responses += 1
+            return
+        self.worker_requests[worker] = self.worker_requests.get(worker, 0) + 1
+        self.worker_last_seen[worker] = at
+
     def _count_exhaustion(self, exc: BaseException) -> None:
         if isinstance(exc, PortsExhaustedError):
             self.ports_exhausted += 1
@@ -363,10 +386,13 @@ class EndpointPool:
         """The body ended cleanly: pool the connection (or close it without keep-alive), then
         return the permit, so the next permit holder finds the connection idle."""
         self.responses += 1
-        if conn.codec.keep_alive:
-            self.checkin(conn, end)
+        if not conn.codec.keep_alive:
+            # Our own Connection: close (policy), or the server's (or an HTTP/1.0 answer).
+            self.discard(conn, "policy" if conn.last_by_policy else "server_close")
+        elif self.max_age is not None and end - conn.opened_at >= self.max_age:
+            self.discard(conn, "policy")
         else:
-            self.discard(conn, self.no_keepalive_reason)
+            self.checkin(conn, end)
         permit.release()
 
     def abort_exchange(

@@ -31,6 +31,11 @@ class EndpointStats:
             (``PortsExhaustedError``).
         fds_exhausted: connects that failed for want of a file descriptor
             (``FileDescriptorsExhaustedError``).
+        workers: with ``Client(worker_header=...)``: ``(worker, responses)`` pairs, busiest
+            first, for every worker that answered.
+        workers_active: workers that answered within the client's ``worker_interval``
+            before the snapshot.
+        untagged_responses: responses that carried no ``worker_header``.
     """
 
     endpoint: str
@@ -47,6 +52,9 @@ class EndpointStats:
     failures: int
     ports_exhausted: int = 0
     fds_exhausted: int = 0
+    workers: tuple[tuple[str, int], ...] = ()
+    workers_active: int = 0
+    untagged_responses: int = 0
 
     @property
     def closed_total(self) -> int:
@@ -54,6 +62,28 @@ class EndpointStats:
 
     def closed_by(self, reason: str) -> int:
         return dict(self.closed)[reason]
+
+    @property
+    def workers_seen(self) -> int:
+        return len(self.workers)
+
+    @property
+    def busiest_share(self) -> float:
+        """The busiest worker's share of the tagged responses (0.0 before any)."""
+        total = sum(count for _worker, count in self.workers)
+        return self.workers[0][1] / total if total else 0.0
+
+    @property
+    def idlest_share(self) -> float:
+        """The least busy worker's share of the tagged responses, among workers seen."""
+        total = sum(count for _worker, count in self.workers)
+        return self.workers[-1][1] / total if total else 0.0
+
+    @property
+    def imbalance(self) -> float:
+        """Busiest share over idlest share: 1.0 is perfectly even (``inf`` before any)."""
+        idlest = self.idlest_share
+        return self.busiest_share / idlest if idlest else float("inf")
 
 
 @attrs.frozen
