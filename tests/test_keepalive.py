@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from functools import partial
+from typing import Any
 
 import pytest
 import trio
@@ -174,3 +176,51 @@ async def test_each_endpoint_counts_its_own_workers(nursery: trio.Nursery) -> No
             await client.request("GET", "/")
         one, two = client.stats().endpoints
     assert (one.workers, two.workers) == ((("w0", 2),), (("solo", 2),))
+
+
+# --- quick acknowledgements ----------------------------------------------------------------
+
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+@pytest.mark.skipif(QUICKACK is None, reason="TCP_QUICKACK is Linux-only")
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_a_partial_response_is_acknowledged_at_once(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    # The timing effect (40 ms per response against a Nagle server) is measured in
+    # benchmarks/bench_keepalive.py; here: the client asks for the immediate ACK exactly when
+    # it has part of a response and has to wait for the rest, never for a whole response.
+    calls: list[int] = []
+
+    class Recording(socket.socket):
+        def setsockopt(self, level: int, option: int, value: Any, *rest: Any) -> None:
+            if (level, option) == (socket.IPPROTO_TCP, QUICKACK):
+                calls.append(value)
+            super().setsockopt(level, option, value, *rest)
+
+    monkeypatch.setattr(socket, "socket", Recording)  # the pool opens connections with it
+    more = trio.Event()
+
+    async def split(request: ServerRequest, respond: Responder) -> None:
+        if request.path == "/whole":  # in one write, so it cannot arrive in parts
+            await respond.send_raw(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody"
+            )
+            return
+        await respond.start(200, length=4)
+        await more.wait()
+        await respond.send(b"body")
+        await respond.end()
+
+    server: TestServer = await nursery.start(serve, split)
+    async with trio_infer.Client(server.url, tcp_quickack=enabled) as client:
+        await client.request("GET", "/whole")
+        assert calls == []
+        async with client.stream("GET", "/split") as response, trio.open_nursery() as readers:
+            readers.start_soon(response.aread)
+            await trio.testing.wait_all_tasks_blocked()  # the reader waits for the body
+            assert calls == ([1] if enabled else [])
+            more.set()
+        assert response.content == b"body"
+        assert calls == ([1] if enabled else [])

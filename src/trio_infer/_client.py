@@ -147,6 +147,10 @@ class Client:
             answered, e.g. ``"x-worker-id"``; when set, requests are counted per worker per
             endpoint (``EndpointStats.workers``). Off by default.
         worker_interval: the window, in seconds, for ``EndpointStats.workers_active``.
+        tcp_quickack: acknowledge a partly received response at once (Linux
+            ``TCP_QUICKACK``), so a server that leaves Nagle's algorithm on cannot stall the
+            rest of it for the 40 ms of a delayed acknowledgement. ``uvicorn --workers N``
+            is such a server (``docs/keepalive.md``). ``False`` behaves like most clients.
     """
 
     def __init__(
@@ -165,6 +169,7 @@ class Client:
         endpoint_keepalive: Mapping[str | Endpoint, KeepAlive] | None = None,
         worker_header: str | None = None,
         worker_interval: float = 1.0,
+        tcp_quickack: bool = True,
     ) -> None:
         if isinstance(endpoints, str | Endpoint):
             endpoints = [endpoints]
@@ -264,6 +269,7 @@ class Client:
                 on_connection_opened=self._wake_sweeper,
             )
             pool.worker_header = self.worker_header
+            pool.quickack = bool(tcp_quickack)
             base = [(b"host", endpoint.authority.encode("ascii")), (b"user-agent", _USER_AGENT)]
             if policy.mode == "off":
                 base.append((b"connection", b"close"))

@@ -58,6 +58,8 @@ __all__ = ["Connection"]
 RECEIVE_SIZE: Final = 65536
 _INF: Final = math.inf
 _PEEK: Final = _socket.MSG_PEEK | getattr(_socket, "MSG_DONTWAIT", 0)
+#: Linux's TCP_QUICKACK (12); elsewhere 0, and quick acknowledgements are off.
+_QUICKACK: Final[int] = getattr(_socket, "TCP_QUICKACK", 0)
 
 
 class Connection:
@@ -88,6 +90,7 @@ class Connection:
         "opened_at",
         "permit",
         "phase",
+        "quickack",
         "raw",
         "released",
         "requests",
@@ -113,6 +116,8 @@ class Connection:
         self.requests = 0
         #: the current exchange asked the server to close because the policy says so
         self.last_by_policy = False
+        #: acknowledge partial responses at once (see ``pump``); set from the client's option
+        self.quickack = bool(_QUICKACK)
         self.released = False
         self.permit: Permit | None = None
 
@@ -210,7 +215,8 @@ class Connection:
                     try:
                         data = raw.recv(RECEIVE_SIZE)
                     except BlockingIOError:
-                        pass
+                        if self.quickack:
+                            self._acknowledge_now()
                     else:
                         await cancel_shielded_checkpoint()
                 # Otherwise we just sent: the server has rarely answered yet, and a recv that
@@ -247,6 +253,17 @@ class Connection:
             codec.feed(data)
         except ProtocolViolation as exc:
             raise RemoteProtocolError(str(exc), endpoint=self.endpoint, phase="read") from exc
+
+    def _acknowledge_now(self) -> None:
+        """Part of a response is in and we are about to wait for the rest. A server that
+        leaves Nagle's algorithm on (uvicorn --workers N does) holds its next small write
+        until what it sent is acknowledged, and Linux delays that acknowledgement by up to
+        40 ms: send it now. Only when the rest is not already here, because an early ACK is
+        a packet of its own."""
+        try:
+            self.raw.setsockopt(_socket.IPPROTO_TCP, _QUICKACK, 1)
+        except OSError:
+            self.quickack = False
 
     def is_readable(self) -> bool:
         """True if the idle connection has data or EOF pending: either way it is unusable."""

@@ -146,6 +146,8 @@ class EndpointPool:
         self.now = now
         #: requests answered per worker (``worker_header``'s value), and when each last answered
         self.worker_header: str | None = None
+        #: acknowledge partial responses at once (``Client(tcp_quickack=...)``)
+        self.quickack = True
         self.worker_requests: dict[str, int] = {}
         self.worker_last_seen: dict[str, float] = {}
         self.untagged_responses = 0
@@ -317,6 +319,7 @@ class EndpointPool:
             raise
         conn = Connection(self.url, raw, make_codec(self.parser), self.now)
         conn.last_by_policy = self.keepalive.mode == "off"  # every request says close
+        conn.quickack = conn.quickack and self.quickack
         self.connecting.add(conn)
         self.opened += 1
         if self._on_opened is not None:

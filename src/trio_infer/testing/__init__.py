@@ -1,7 +1,8 @@
 """Test helpers for trio-infer users and for inference-server test suites.
 
 An in-process HTTP/1.1 server with scriptable handlers (see :mod:`trio_infer.testing._server`
-for the handler contract).
+for the handler contract), and a multi-process one that shares a listening socket the way
+``uvicorn --workers N`` does (:func:`open_worker_server`).
 """
 
 from ._server import Handler as Handler
@@ -15,6 +16,10 @@ from ._server import reply as reply
 from ._server import serve as serve
 from ._server import sse as sse
 from ._server import sse_body as sse_body
+from ._uvicorn import WORKER_ID_APP as WORKER_ID_APP
+from ._uvicorn import open_uvicorn as open_uvicorn
+from ._workers import WorkerServer as WorkerServer
+from ._workers import open_worker_server as open_worker_server
 
 for _name, _value in list(globals().items()):
     if not _name.startswith("_") and getattr(_value, "__module__", "").startswith(__name__ + "."):

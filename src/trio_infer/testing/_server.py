@@ -95,10 +95,15 @@ class Responder:
     """Writes one response. Methods must be called in order: ``start``, ``send``*, ``end``."""
 
     def __init__(
-        self, stream: trio.SocketStream, conn: h11.Connection, request: ServerRequest
+        self,
+        stream: trio.SocketStream,
+        conn: h11.Connection,
+        request: ServerRequest,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._stream = stream
         self._conn = conn
+        self._extra_headers = extra_headers
         # A HEAD response carries no body; h11 enforces that, so callers need not.
         self._bodyless = request.method == "HEAD"
         self.aborted = False
@@ -113,8 +118,8 @@ class Responder:
     ) -> None:
         """Send the response head: Content-Length when ``length`` is given, else chunked
         (HTTP/1.1) or until-close (HTTP/1.0 peers, or ``close=True`` without ``length``)."""
-        names = {name.lower() for name, _ in headers}
-        items = list(headers)
+        items = [*headers, *self._extra_headers]
+        names = {name.lower() for name, _ in items}
         if status in (204, 304):
             self._bodyless = True
         elif length is not None and "content-length" not in names:
@@ -190,6 +195,8 @@ class TestServer:
         self.handler = handler
         self.host = host
         self.port = port
+        #: headers added to every response (the multi-process server's worker id)
+        self.response_headers: tuple[tuple[str, str], ...] = ()
         self.connections_open = 0
         self.connections_total = 0
         self.requests: list[ServerRequest] = []
@@ -234,7 +241,7 @@ class TestServer:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 self._notify()
-                responder = Responder(stream, conn, request)
+                responder = Responder(stream, conn, request, self.response_headers)
                 try:
                     await self.handler(request, responder)
                 finally:
