@@ -273,7 +273,10 @@ async def test_broken_responses_raise_typed_errors(
     nursery: trio.Nursery, parser: str, raw: bytes, error: type[Exception], match: str
 ) -> None:
     server = await nursery.start(serve, abort_after(raw))
-    async with trio_infer.Client(server.url, parser=parser) as client:
+    # one attempt: the retry of the reset-before-any-byte case is test_retry.py's
+    async with trio_infer.Client(
+        server.url, parser=parser, retry=trio_infer.Retry.disabled()
+    ) as client:
         with pytest.raises(error, match=match):
             await client.request("GET", "/")
         assert_quiet(client)
@@ -346,7 +349,8 @@ async def test_a_fresh_connection_failing_is_not_retried(
     nursery: trio.Nursery, parser: str
 ) -> None:
     server = await nursery.start(serve, abort_after(b""))
-    async with trio_infer.Client(server.url, parser=parser) as client:
+    one_attempt = trio_infer.Retry.disabled()  # the retry policy's own retries aside
+    async with trio_infer.Client(server.url, parser=parser, retry=one_attempt) as client:
         with pytest.raises(trio_infer.ReadError):
             await client.request("GET", "/")
         assert client.stats().endpoints[0].stale_retries == 0
@@ -431,7 +435,10 @@ async def test_connect_timeout(parser: str, autojump_clock: trio.testing.MockClo
     try:
         timeouts = trio_infer.Timeouts(connect=3)
         async with trio_infer.Client(
-            f"127.0.0.1:{address[1]}", parser=parser, timeouts=timeouts
+            f"127.0.0.1:{address[1]}",
+            parser=parser,
+            timeouts=timeouts,
+            retry=trio_infer.Retry.disabled(),
         ) as client:
             start = trio.current_time()
             with pytest.raises(trio_infer.ConnectTimeout, match="connect timeout") as info:

@@ -30,6 +30,8 @@ from ._response import Chunk as Chunk
 from ._response import Response as Response
 from ._response import ResponseNotRead as ResponseNotRead
 from ._response import Timing as Timing
+from ._retry import Attempt as Attempt
+from ._retry import Retry as Retry
 from ._sse import Line as Line
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._stats import ClientStats as ClientStats

@@ -36,18 +36,29 @@ from ._codec import resolve_parser
 from ._endpoint import Endpoint, parse_endpoint
 from ._errors import (
     ConfigError,
+    ConnectError,
+    ConnectTimeout,
+    Error,
+    FileDescriptorsExhaustedError,
     InvalidRequest,
     PoolTimeout,
+    PortsExhaustedError,
     ReadError,
+    RemoteProtocolError,
+    StreamClosed,
+    TimeoutError,
     TotalTimeout,
+    TransportError,
     WriteError,
 )
+from ._headers import Headers
 from ._http11 import Connection
 from ._keepalive import KeepAlive
 from ._nursery import open_background_nursery
 from ._permits import Permit
 from ._pool import ConnectionSlots, EndpointPool
 from ._response import Response
+from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, parse_retry_after
 from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
 from ._stats import ClientStats, EndpointStats
 from ._timeouts import Timeouts
@@ -58,6 +69,8 @@ _USER_AGENT: Final = b"trio-infer/0.1"
 _BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
 _JSON_TYPE: Final = (b"content-type", b"application/json")
 _CLOSE: Final = [(b"connection", b"close")]
+#: body bytes read from a response that is retried before its connection is closed instead
+_SET_ASIDE_BODY: Final = 65536
 _SWEEP_MAX: Final = 0.1
 _SWEEP_MIN: Final = 0.001
 _INVALID_HEADER_BYTES: Final = frozenset(b"\r\n\0")
@@ -106,6 +119,26 @@ def _merge(
     return [pair for pair in base if pair[0] not in names] + extra
 
 
+def _transient(
+    exc: TransportError, conn: Connection | None, method: bytes, retry_non_idempotent: bool
+) -> bool:
+    """Whether a failed attempt may be retried (see ``_retry.py`` for the rules)."""
+    if isinstance(exc, PortsExhaustedError | FileDescriptorsExhaustedError):
+        return False  # waiting for a port would be charged to latency: raise at once
+    if isinstance(exc, ConnectTimeout):
+        return True
+    if isinstance(exc, ConnectError):
+        # refused, reset, unreachable: nothing was sent. Not a TLS verification failure.
+        return isinstance(exc.__cause__, OSError) and not isinstance(exc.__cause__, ssl.SSLError)
+    if isinstance(exc, TimeoutError | StreamClosed | RemoteProtocolError):
+        return False
+    if isinstance(exc, ReadError | WriteError):
+        # Closed before any byte of the response: the request may have reached the server.
+        unanswered = conn is None or conn.codec.received == 0
+        return unanswered and (retry_non_idempotent or method in IDEMPOTENT_METHODS)
+    return False
+
+
 class Client:
     """A trio-native HTTP/1.1 client for one or more inference server endpoints.
 
@@ -147,6 +180,11 @@ class Client:
             answered, e.g. ``"x-worker-id"``; when set, requests are counted per worker per
             endpoint (``EndpointStats.workers``). Off by default.
         worker_interval: the window, in seconds, for ``EndpointStats.workers_active``.
+        retry: how transient failures are retried (:class:`Retry`; default ``Retry()``: 3
+            attempts, backoff 0.1 s doubling, full jitter, statuses 429/502/503/504). Retries
+            run inside the call's permit. ``Retry.disabled()`` raises failures as they come.
+        retry_non_idempotent: also retry requests that may have reached the server when
+            their method is not idempotent (POST, PATCH). Inference POSTs usually may be.
         tcp_quickack: acknowledge a partly received response at once (Linux
             ``TCP_QUICKACK``), so a server that leaves Nagle's algorithm on cannot stall the
             rest of it for the 40 ms of a delayed acknowledgement. ``uvicorn --workers N``
@@ -170,6 +208,8 @@ class Client:
         worker_header: str | None = None,
         worker_interval: float = 1.0,
         tcp_quickack: bool = True,
+        retry: Retry | None = None,
+        retry_non_idempotent: bool = False,
     ) -> None:
         if isinstance(endpoints, str | Endpoint):
             endpoints = [endpoints]
@@ -214,6 +254,12 @@ class Client:
         elif not isinstance(keepalive, KeepAlive):
             raise ConfigError(f"keepalive={keepalive!r} must be a trio_infer.KeepAlive")
         self.keepalive = keepalive
+        if retry is None:
+            retry = Retry()
+        elif not isinstance(retry, Retry):
+            raise ConfigError(f"retry={retry!r} must be a trio_infer.Retry")
+        self.retry = retry
+        self.retry_non_idempotent = bool(retry_non_idempotent)
         endpoint_policies: dict[Endpoint, KeepAlive] = {}
         for key, policy in (endpoint_keepalive or {}).items():
             target = parse_endpoint(key)
@@ -449,6 +495,8 @@ class Client:
         content: bytes | None = None,
         json: Any = None,
         timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
+        retry_non_idempotent: bool | None = None,
     ) -> Response:
         """Send a request and read the whole response.
 
@@ -456,15 +504,22 @@ class Client:
         the body; when this returns, the connection is pooled (or closed) and the permit is
         back. Cancellation at any point closes the connection and returns the permit.
         A 4xx/5xx status is a normal response: call ``raise_for_status()`` to raise.
+        ``retry``, ``retry_non_idempotent`` and ``timeouts`` override the client's for this
+        call; ``Timeouts.total`` bounds every attempt and backoff together.
         """
         pool, raw_method, target, request_headers, body = self._prepare(
             method, path, params, headers, content, json
         )
         t = self._timeouts_for(timeouts)
+        r, unsafe = self._retry_for(retry, retry_non_idempotent)
         if t.total is None:
-            return await self._request(pool, raw_method, target, request_headers, body, t)
+            return await self._request(
+                pool, raw_method, target, request_headers, body, t, r, unsafe
+            )
         with trio.move_on_after(t.total):
-            return await self._request(pool, raw_method, target, request_headers, body, t)
+            return await self._request(
+                pool, raw_method, target, request_headers, body, t, r, unsafe
+            )
         raise TotalTimeout(
             f"{method} {path} did not complete within the total timeout of {t.total}s",
             endpoint=pool.url,
@@ -479,8 +534,12 @@ class Client:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         t: Timeouts,
+        retry: Retry,
+        retry_non_idempotent: bool,
     ) -> Response:
-        response, conn, permit = await self._open(pool, method, target, headers, body, t)
+        response, conn, permit = await self._open(
+            pool, method, target, headers, body, t, retry, retry_non_idempotent
+        )
         try:
             codec = conn.codec
             read = t.read
@@ -507,6 +566,8 @@ class Client:
         content: bytes | None = None,
         json: Any = None,
         timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
+        retry_non_idempotent: bool | None = None,
     ) -> AsyncIterator[Response]:
         """Send a request and yield the response as soon as its head has arrived.
 
@@ -514,16 +575,19 @@ class Client:
         ``aread``). The permit and the connection are held until the body ends; leaving the
         block early (``break``, exception, cancellation) closes the connection and returns the
         permit. ``Timeouts.total`` bounds the whole block, the caller's work in it included.
+        Failures before the head arrives are retried as in :meth:`request`; once the
+        response is handed to the caller nothing is retried.
         """
         pool, raw_method, target, request_headers, body = self._prepare(
             method, path, params, headers, content, json
         )
         t = self._timeouts_for(timeouts)
+        r, unsafe = self._retry_for(retry, retry_non_idempotent)
         with trio.CancelScope(
             deadline=trio.current_time() + t.total if t.total is not None else math.inf
         ) as scope:
             response, conn, permit = await self._open(
-                pool, raw_method, target, request_headers, body, t
+                pool, raw_method, target, request_headers, body, t, r, unsafe
             )
             try:
                 response._conn = conn
@@ -539,6 +603,27 @@ class Client:
                 endpoint=pool.url,
                 phase="total",
             )
+
+    def _retry_for(self, retry: Retry | None, unsafe: bool | None) -> tuple[Retry, bool]:
+        if retry is None:
+            retry = self.retry
+        elif not isinstance(retry, Retry):
+            raise InvalidRequest(f"retry={retry!r} must be a trio_infer.Retry")
+        return retry, self.retry_non_idempotent if unsafe is None else bool(unsafe)
+
+    async def _set_aside(self, pool: EndpointPool, conn: Connection, read: float | None) -> None:
+        """A response that will be retried: read its (small) body so the connection can be
+        reused, or close it; the permit stays with the call."""
+        codec = conn.codec
+        limit = codec.received + _SET_ASIDE_BODY
+        while not codec.done and codec.received < limit:
+            await conn.pump(read)
+        codec.body.clear()
+        pool.responses += 1
+        if codec.done and codec.keep_alive:
+            pool.checkin(conn, conn.last_receive_at)
+        else:
+            pool.discard(conn, "policy" if conn.last_by_policy else "server_close")
 
     def _timeouts_for(self, timeouts: Timeouts | None) -> Timeouts:
         if timeouts is None:
@@ -556,8 +641,11 @@ class Client:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         t: Timeouts,
+        retry: Retry,
+        retry_non_idempotent: bool,
     ) -> tuple[Response, Connection, Permit]:
-        """Take a permit and a connection, send, and receive the response head.
+        """Take a permit and a connection, send, and receive the response head, retrying
+        transient failures (``_retry.py``) while holding the one permit.
 
         On success the caller owns the connection (active) and the permit, and must end the
         exchange with checkin/discard and ``permit.release()``. On failure both are released.
@@ -583,40 +671,84 @@ class Client:
                 phase="pool",
             )
         conn: Connection | None = None
+        read = t.read
+        max_requests = pool.max_requests
+        connected = sent = start
+        attempts: list[Attempt] | None = None  # only a call that retries pays for the list
+        attempt = 1
+        attempt_start = start
         try:
-            conn = pool.take_idle()
-            if conn is None:
-                pool_deadline = start + t.pool if t.pool is not None else math.inf
-                conn = await pool.checkout(t.connect, pool_deadline)
-            conn.permit = permit
-            read = t.read
-            max_requests = pool.max_requests
             while True:
-                connected = now()
-                codec = conn.codec
-                send_headers = headers
-                if max_requests is not None and conn.requests + 1 >= max_requests:
-                    # recycle: the connection's last exchange asks the server to close first
-                    send_headers = _merge(headers, _CLOSE)
-                    conn.last_by_policy = True
                 try:
-                    await conn.send_all(conn.start(method, target, send_headers, body), t.write)
-                    sent = now()
-                    while not codec.headers_done:
-                        await conn.pump(read)
-                    break
-                except (ReadError, WriteError):
-                    if conn.requests == 1 or codec.received or conn.expired is not None:
+                    conn = pool.take_idle()
+                    if conn is None:
+                        pool_deadline = start + t.pool if t.pool is not None else math.inf
+                        conn = await pool.checkout(t.connect, pool_deadline)
+                    conn.permit = permit
+                    while True:
+                        connected = now()
+                        codec = conn.codec
+                        send_headers = headers
+                        if max_requests is not None and conn.requests + 1 >= max_requests:
+                            # recycle: the connection's last exchange asks the server to close
+                            send_headers = _merge(headers, _CLOSE)
+                            conn.last_by_policy = True
+                        try:
+                            await conn.send_all(
+                                conn.start(method, target, send_headers, body), t.write
+                            )
+                            sent = now()
+                            while not codec.headers_done:
+                                await conn.pump(read)
+                            break
+                        except (ReadError, WriteError):
+                            if conn.requests == 1 or codec.received or conn.expired is not None:
+                                raise
+                        # The stale keep-alive race: the server closed this idle connection
+                        # before it saw our request, so nothing reached the application.
+                        # Replace it, once, without counting an attempt: the replacement is
+                        # fresh, so a failure on it is raised above.
+                        pool.discard(conn, "server_close")
+                        pool.stale_retries += 1
+                        conn = None
+                        conn = await pool.connect(t.connect)
+                        conn.permit = permit
+                except TransportError as exc:
+                    if attempt >= retry.attempts or not _transient(
+                        exc, conn, method, retry_non_idempotent
+                    ):
                         raise
-                # The stale keep-alive race: the server closed this idle connection before it
-                # saw our request, so nothing reached the application. Replace it, once: the
-                # replacement is fresh, so a failure on it is raised above.
-                pool.discard(conn, "server_close")
-                pool.stale_retries += 1
-                conn = None
-                conn = await pool.connect(t.connect)
-                conn.permit = permit
+                    if conn is not None:
+                        pool.discard(conn, "error")
+                        conn = None
+                    outcome = f"{type(exc).__name__}: {exc}"
+                    retry_after = None
+                else:
+                    status = conn.codec.status
+                    if (
+                        status not in retry.statuses
+                        or attempt >= retry.attempts
+                        or not (retry_non_idempotent or method in IDEMPOTENT_METHODS)
+                    ):
+                        break
+                    outcome = f"status {status}"
+                    retry_after = parse_retry_after(Headers(conn.codec.headers).get("retry-after"))
+                    await self._set_aside(pool, conn, t.read)
+                    conn = None
+                delay = retry.delay(attempt, retry_after)
+                if attempts is None:
+                    attempts = []
+                attempts.append(Attempt(attempt, outcome, attempt_start, delay))
+                pool.retries += 1
+                await trio.sleep(delay)
+                attempt += 1
+                attempt_start = now()
         except BaseException as exc:
+            if attempts is not None and isinstance(exc, Error):
+                exc.attempts = (
+                    *attempts,
+                    Attempt(attempt, f"{type(exc).__name__}: {exc}", attempt_start),
+                )
             pool.abort_exchange(conn, permit, exc)
             raise
         codec = conn.codec
@@ -636,6 +768,11 @@ class Client:
             sent,
             conn.first_byte_at,
         )
+        if attempts is not None:
+            response._attempts = (
+                *attempts,
+                Attempt(attempt, f"status {codec.status}", attempt_start),
+            )
         return response, conn, permit
 
     # --- statistics ------------------------------------------------------------------------
@@ -657,6 +794,7 @@ class Client:
                 closed=tuple(sorted(pool.closed.items())),
                 responses=pool.responses,
                 failures=pool.failures,
+                retries=pool.retries,
                 ports_exhausted=pool.ports_exhausted,
                 fds_exhausted=pool.fds_exhausted,
                 workers=tuple(

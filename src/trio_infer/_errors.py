@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import errno
 import ssl
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -45,7 +45,14 @@ __all__ = [
 
 
 class Error(Exception):
-    """Base class of every exception raised by trio-infer."""
+    """Base class of every exception raised by trio-infer.
+
+    Attributes:
+        attempts: for a call that was retried, every attempt and its outcome
+            (``trio_infer.Attempt``); empty when the call made one attempt.
+    """
+
+    attempts: tuple[Any, ...] = ()
 
 
 class ConfigError(Error, ValueError):

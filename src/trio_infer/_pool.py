@@ -178,6 +178,7 @@ class EndpointPool:
         self.closed = dict.fromkeys(CLOSE_REASONS, 0)
         self.responses = 0
         self.failures = 0
+        self.retries = 0
         self.ports_exhausted = 0
         self.fds_exhausted = 0
 

@@ -12,6 +12,7 @@ import trio
 
 from ._errors import Error, HTTPStatusError, StreamClosed
 from ._headers import Headers, RawHead
+from ._retry import Attempt
 from ._sse import Line, LineDecoder, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class Response:
     """
 
     __slots__ = (
+        "_attempts",
         "_conn",
         "_content",
         "_headers",
@@ -141,8 +143,16 @@ class Response:
         self._permit: Permit | None = None
         self._read_timeout: float | None = None
         self._streaming = False
+        self._attempts: tuple[Attempt, ...] | None = None
 
     # --- metadata --------------------------------------------------------------------------
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every attempt of the call and its outcome; one entry when it was not retried."""
+        if self._attempts is None:
+            self._attempts = (Attempt(1, f"status {self.status}", self._t_start),)
+        return self._attempts
 
     @property
     def url(self) -> str:

@@ -27,6 +27,8 @@ class EndpointStats:
         closed: ``(reason, count)`` pairs for every close reason (see ``CLOSE_REASONS``).
         responses: responses whose body was received completely.
         failures: exchanges that ended in an error (not counting cancellations).
+        retries: attempts repeated after a transient failure (stale pooled connections,
+            replaced without counting as an attempt, are ``stale_retries``).
         ports_exhausted: connects refused by the kernel for want of an ephemeral port
             (``PortsExhaustedError``).
         fds_exhausted: connects that failed for want of a file descriptor
@@ -52,6 +54,7 @@ class EndpointStats:
     failures: int
     ports_exhausted: int = 0
     fds_exhausted: int = 0
+    retries: int = 0
     workers: tuple[tuple[str, int], ...] = ()
     workers_active: int = 0
     untagged_responses: int = 0

@@ -5,6 +5,12 @@ for the handler contract), and a multi-process one that shares a listening socke
 ``uvicorn --workers N`` does (:func:`open_worker_server`).
 """
 
+from ._faults import close_after as close_after
+from ._faults import drip as drip
+from ._faults import refusing_port as refusing_port
+from ._faults import sse_then_reset as sse_then_reset
+from ._faults import stall as stall
+from ._faults import storm as storm
 from ._server import Handler as Handler
 from ._server import Responder as Responder
 from ._server import ServerRequest as ServerRequest
