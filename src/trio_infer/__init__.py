@@ -18,6 +18,7 @@ from ._errors import PortsExhaustedError as PortsExhaustedError
 from ._errors import ReadError as ReadError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import ResponseTooLarge as ResponseTooLarge
 from ._errors import StreamClosed as StreamClosed
 from ._errors import TimeoutError as TimeoutError
 from ._errors import TotalTimeout as TotalTimeout
@@ -36,6 +37,7 @@ from ._sse import Line as Line
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._stats import ClientStats as ClientStats
 from ._stats import EndpointStats as EndpointStats
+from ._stats import SourceStats as SourceStats
 from ._timeouts import Timeouts as Timeouts
 
 __version__ = "0.1.0"

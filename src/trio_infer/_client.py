@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json as _json
+import logging
 import math
 import ssl
 import urllib.parse
@@ -45,13 +46,14 @@ from ._errors import (
     PortsExhaustedError,
     ReadError,
     RemoteProtocolError,
+    ResponseTooLarge,
     StreamClosed,
     TimeoutError,
     TotalTimeout,
     TransportError,
     WriteError,
 )
-from ._headers import Headers
+from ._headers import SECRET_HEADERS, Headers
 from ._http11 import Connection
 from ._keepalive import KeepAlive
 from ._nursery import open_background_nursery
@@ -60,10 +62,12 @@ from ._pool import ConnectionSlots, EndpointPool
 from ._response import Response
 from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, parse_retry_after
 from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
-from ._stats import ClientStats, EndpointStats
+from ._stats import ClientStats, EndpointStats, SourceStats
 from ._timeouts import Timeouts
 
 __all__ = ["Client"]
+
+_log = logging.getLogger("trio_infer")
 
 _USER_AGENT: Final = b"trio-infer/0.1"
 _BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -91,14 +95,18 @@ def _encode_headers(
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[bytes, bytes]] = []
     for name, value in items:
+        secret = isinstance(name, str) and name.lower() in SECRET_HEADERS
+        shown = "[secret]" if secret else repr(value)
         if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidRequest(f"header {name!r}: {value!r}: names and values must be str")
+            raise InvalidRequest(f"header {name!r}: {shown}: names and values must be str")
         try:
             raw_name, raw_value = name.encode("ascii"), value.encode("latin-1")
         except UnicodeEncodeError as exc:
+            where = "its value" if secret else f"{exc.object[exc.start : exc.end]!r}"
             raise InvalidRequest(
-                f"header {name!r} has characters HTTP/1.1 cannot carry: {exc}; encode the value first"
-            ) from exc
+                f"header {name!r} has characters HTTP/1.1 cannot carry ({where}); encode the "
+                f"value first"
+            ) from None
         if not raw_name or not _TOKEN_CHARS.issuperset(raw_name):
             raise InvalidRequest(f"header name {name!r} is not a valid HTTP token")
         if _INVALID_HEADER_BYTES.intersection(raw_value):
@@ -117,6 +125,14 @@ def _merge(
         return base
     names = {name for name, _ in extra}
     return [pair for pair in base if pair[0] not in names] + extra
+
+
+def _source_stats(pool: EndpointPool) -> tuple[SourceStats, ...]:
+    counts: dict[str, list[int]] = {}
+    for column, group in enumerate((pool.idle, pool.active, pool.connecting)):
+        for conn in group:
+            counts.setdefault(conn.source or "", [0, 0, 0])[column] += 1
+    return tuple(SourceStats(address, *c) for address, c in sorted(counts.items()))
 
 
 def _transient(
@@ -185,6 +201,11 @@ class Client:
             run inside the call's permit. ``Retry.disabled()`` raises failures as they come.
         retry_non_idempotent: also retry requests that may have reached the server when
             their method is not idempotent (POST, PATCH). Inference POSTs usually may be.
+        max_header_bytes: the largest response head accepted (``ResponseTooLarge`` beyond).
+        max_body_bytes: the largest body :meth:`request` reads into memory (``None``: no
+            limit); streaming calls read as the caller goes and are not limited.
+        stats_interval: seconds between structured statistics lines logged (INFO) to the
+            ``trio_infer`` logger by a task in the client's nursery; ``None``: none.
         tcp_quickack: acknowledge a partly received response at once (Linux
             ``TCP_QUICKACK``), so a server that leaves Nagle's algorithm on cannot stall the
             rest of it for the 40 ms of a delayed acknowledgement. ``uvicorn --workers N``
@@ -210,6 +231,9 @@ class Client:
         tcp_quickack: bool = True,
         retry: Retry | None = None,
         retry_non_idempotent: bool = False,
+        max_header_bytes: int = 65536,
+        max_body_bytes: int | None = None,
+        stats_interval: float | None = None,
     ) -> None:
         if isinstance(endpoints, str | Endpoint):
             endpoints = [endpoints]
@@ -260,6 +284,27 @@ class Client:
             raise ConfigError(f"retry={retry!r} must be a trio_infer.Retry")
         self.retry = retry
         self.retry_non_idempotent = bool(retry_non_idempotent)
+        for name, limit in (
+            ("max_header_bytes", max_header_bytes),
+            ("max_body_bytes", max_body_bytes),
+        ):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+            ):
+                raise ConfigError(f"{name}={limit!r} must be a whole number of bytes >= 1")
+        if max_header_bytes is None:
+            raise ConfigError("max_header_bytes=None: a response head needs a limit")
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        if stats_interval is not None and (
+            isinstance(stats_interval, bool)
+            or not isinstance(stats_interval, int | float)
+            or not stats_interval > 0
+        ):
+            raise ConfigError(
+                f"stats_interval={stats_interval!r} must be a positive number of seconds or None"
+            )
+        self.stats_interval = stats_interval
         endpoint_policies: dict[Endpoint, KeepAlive] = {}
         for key, policy in (endpoint_keepalive or {}).items():
             target = parse_endpoint(key)
@@ -316,6 +361,7 @@ class Client:
             )
             pool.worker_header = self.worker_header
             pool.quickack = bool(tcp_quickack)
+            pool.max_header_bytes = self.max_header_bytes
             base = [(b"host", endpoint.authority.encode("ascii")), (b"user-agent", _USER_AGENT)]
             if policy.mode == "off":
                 base.append((b"connection", b"close"))
@@ -347,6 +393,10 @@ class Client:
             stack.callback(self.close)
             await self._plan_connections()
             self._nursery.start_soon(self._sweeper, name="trio_infer sweeper")
+            if self.stats_interval is not None:
+                self._nursery.start_soon(
+                    self._log_stats, self.stats_interval, name="trio_infer stats logger"
+                )
         except BaseException:
             self._state = "closed"
             await stack.aclose()
@@ -429,6 +479,18 @@ class Client:
             now = self._now()
             for pool in pools:
                 pool.sweep(now)
+
+    async def _log_stats(self, interval: float) -> None:
+        """One structured INFO line per interval: the JSON of ``stats().summary()``, also
+        attached to the record as ``record.trio_infer_stats``. No header appears in it."""
+        while True:
+            await trio.sleep(interval)
+            summary = self.stats().summary()
+            _log.info(
+                "trio_infer stats %s",
+                _json.dumps(summary, sort_keys=True, separators=(",", ":")),
+                extra={"trio_infer_stats": summary},
+            )
 
     # --- requests --------------------------------------------------------------------------
 
@@ -543,8 +605,16 @@ class Client:
         try:
             codec = conn.codec
             read = t.read
-            while not codec.done:
-                await conn.pump(read)
+            max_body = self.max_body_bytes
+            if max_body is None:
+                while not codec.done:
+                    await conn.pump(read)
+            else:
+                limit = codec.received + max_body  # body bytes as received, framing included
+                while not codec.done:
+                    await conn.pump(read)
+                    if codec.received > limit:
+                        raise self._too_large(pool, "body", max_body)
         except BaseException as exc:
             pool.abort_exchange(conn, permit, exc)
             raise
@@ -604,6 +674,16 @@ class Client:
                 phase="total",
             )
 
+    @staticmethod
+    def _too_large(pool: EndpointPool, part: str, limit: int) -> ResponseTooLarge:
+        knob = "max_header_bytes" if part == "head" else "max_body_bytes"
+        hint = "" if part == "head" else ", or use stream() to read it as it arrives"
+        return ResponseTooLarge(
+            f"the response {part} exceeds {knob}={limit}; raise {knob}{hint}",
+            endpoint=pool.url,
+            phase="read",
+        )
+
     def _retry_for(self, retry: Retry | None, unsafe: bool | None) -> tuple[Retry, bool]:
         if retry is None:
             retry = self.retry
@@ -620,6 +700,7 @@ class Client:
             await conn.pump(read)
         codec.body.clear()
         pool.responses += 1
+        pool.bytes_received += codec.received
         if codec.done and codec.keep_alive:
             pool.checkin(conn, conn.last_receive_at)
         else:
@@ -673,6 +754,7 @@ class Client:
         conn: Connection | None = None
         read = t.read
         max_requests = pool.max_requests
+        max_head = self.max_header_bytes
         connected = sent = start
         attempts: list[Attempt] | None = None  # only a call that retries pays for the list
         attempt = 1
@@ -694,12 +776,16 @@ class Client:
                             send_headers = _merge(headers, _CLOSE)
                             conn.last_by_policy = True
                         try:
-                            await conn.send_all(
-                                conn.start(method, target, send_headers, body), t.write
-                            )
+                            data = conn.start(method, target, send_headers, body)
+                            pool.bytes_sent += len(data)
+                            await conn.send_all(data, t.write)
                             sent = now()
                             while not codec.headers_done:
                                 await conn.pump(read)
+                                if codec.received > max_head and not codec.headers_done:
+                                    raise self._too_large(pool, "head", max_head)
+                            if codec.head_size > max_head:
+                                raise self._too_large(pool, "head", max_head)
                             break
                         except (ReadError, WriteError):
                             if conn.requests == 1 or codec.received or conn.expired is not None:
@@ -719,6 +805,7 @@ class Client:
                     ):
                         raise
                     if conn is not None:
+                        pool.bytes_received += conn.codec.received
                         pool.discard(conn, "error")
                         conn = None
                     outcome = f"{type(exc).__name__}: {exc}"
@@ -752,6 +839,7 @@ class Client:
             pool.abort_exchange(conn, permit, exc)
             raise
         codec = conn.codec
+        pool.status_counts[codec.status // 100] += 1
         if pool.worker_header is not None:
             pool.count_worker(codec.headers, conn.first_byte_at)
         response = Response(
@@ -804,6 +892,11 @@ class Client:
                     1 for at in pool.worker_last_seen.values() if at > now - self.worker_interval
                 ),
                 untagged_responses=pool.untagged_responses,
+                responses_by_class=tuple((f"{i}xx", pool.status_counts[i]) for i in range(1, 6)),
+                errors=tuple(sorted(pool.errors.items())),
+                bytes_sent=pool.bytes_sent,
+                bytes_received=pool.bytes_received,
+                sources=_source_stats(pool) if pool.has_sources else (),
             )
             for pool in self._pools
         )

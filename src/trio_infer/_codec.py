@@ -60,6 +60,8 @@ class Codec(Protocol):
     body: list[bytes]
     #: bytes of response (any part) received since ``start_request``
     received: int
+    #: the final response head's size in bytes, once ``headers_done``
+    head_size: int
 
     def start_request(
         self, method: bytes, target: bytes, headers: Headers, body: bytes
@@ -104,11 +106,13 @@ def resolve_parser(name: str) -> ParserName:
     raise ConfigError(f"parser={name!r} is not a parser backend; pass 'httptools' or 'h11'")
 
 
-def make_codec(name: ParserName) -> Codec:
+def make_codec(name: ParserName, max_head: int = 65536) -> Codec:
+    """A codec; ``max_head`` lets the h11 backend buffer a head that large (it refuses
+    larger ones itself; the client enforces the limit for both backends)."""
     if name == "httptools":
         from ._codec_httptools import HttptoolsCodec
 
         return HttptoolsCodec()
     from ._codec_h11 import H11Codec
 
-    return H11Codec()
+    return H11Codec(max_head)

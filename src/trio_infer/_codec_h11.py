@@ -40,6 +40,7 @@ class H11Codec:
         "_conn",
         "body",
         "done",
+        "head_size",
         "headers",
         "headers_done",
         "http_version",
@@ -49,8 +50,8 @@ class H11Codec:
         "status",
     )
 
-    def __init__(self) -> None:
-        self._conn = h11.Connection(h11.CLIENT)
+    def __init__(self, max_head: int = 65536) -> None:
+        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head)
         self.status = 0
         self.reason = b""
         self.http_version = b"1.1"
@@ -60,6 +61,7 @@ class H11Codec:
         self.keep_alive = False
         self.body: list[bytes] = []
         self.received = 0
+        self.head_size = 0
 
     def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
         conn = self._conn
@@ -124,7 +126,13 @@ class H11Codec:
                     self.status = event.status_code  # type: ignore[union-attr]
                     self.reason = bytes(event.reason)  # type: ignore[union-attr]
                     self.http_version = bytes(event.http_version)  # type: ignore[union-attr]
-                    self.headers = list(event.headers.raw_items())  # type: ignore[union-attr]
+                    headers = self.headers = list(event.headers.raw_items())  # type: ignore[union-attr]
+                    # h11 does not say how long the head was; this counts what it held
+                    self.head_size = (
+                        15
+                        + len(self.reason)
+                        + sum(len(name) + len(value) + 4 for name, value in headers)
+                    )
                     self.headers_done = True
                 elif kind is h11.EndOfMessage:
                     self.done = True

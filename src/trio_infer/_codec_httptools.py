@@ -35,6 +35,7 @@ class HttptoolsCodec:
         "_wants_close",
         "body",
         "done",
+        "head_size",
         "headers",
         "headers_done",
         "http_version",
@@ -61,6 +62,7 @@ class HttptoolsCodec:
         self.keep_alive = False
         self.body: list[bytes] = []
         self.received = 0
+        self.head_size = 0
 
     def start_request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bytes:
         if self._parser is not None and not (self.done and self.keep_alive):
@@ -151,7 +153,8 @@ class HttptoolsCodec:
         self.reason = b"".join(self._reason)
         version = parser.get_http_version()
         self.http_version = _VERSIONS.get(version) or version.encode()
-        self.headers = RawHead.cut(self._head_chunks, self._interim)
+        head = self.headers = RawHead.cut(self._head_chunks, self._interim)
+        self.head_size = len(head)
         self._head_chunks.clear()
         self.headers_done = True
         if self._head:

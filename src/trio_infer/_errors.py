@@ -34,6 +34,7 @@ __all__ = [
     "PoolTimeout",
     "ReadError",
     "ReadTimeout",
+    "ResponseTooLarge",
     "RemoteProtocolError",
     "StreamClosed",
     "TimeoutError",
@@ -103,6 +104,11 @@ class ReadError(TransportError):
 
 class RemoteProtocolError(TransportError):
     """The server sent bytes that are not valid HTTP/1.1 (or not what was asked for)."""
+
+
+class ResponseTooLarge(TransportError):
+    """The response head (``max_header_bytes``) or, for a non-streaming call, the body
+    (``max_body_bytes``) exceeded the client's limit. The connection is closed."""
 
 
 class StreamClosed(TransportError):

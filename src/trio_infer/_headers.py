@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Final
 
-__all__ = ["Headers", "RawHead"]
+__all__ = ["SECRET_HEADERS", "Headers", "RawHead"]
 
 _HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 
@@ -24,6 +24,10 @@ class RawHead:
     def __init__(self, data: bytes) -> None:
         self._data = data
         self._pairs: list[tuple[bytes, bytes]] | None = None
+
+    def __len__(self) -> int:
+        """The head's size in bytes (status line and headers, without the blank line)."""
+        return len(self._data)
 
     @classmethod
     def cut(cls, chunks: list[bytes], interim: int) -> RawHead:
@@ -111,4 +115,8 @@ class Headers(Mapping[str, str]):
         return f"Headers({shown!r})"
 
 
-_SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+#: Header names whose values never appear in reprs, errors or logs.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
+)
+_SECRET = SECRET_HEADERS

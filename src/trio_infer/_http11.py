@@ -94,6 +94,7 @@ class Connection:
         "raw",
         "released",
         "requests",
+        "source",
         "state",
     )
 
@@ -114,6 +115,8 @@ class Connection:
         self.first_byte_at = 0.0
         self.last_receive_at = 0.0
         self.requests = 0
+        #: the source address bound (None: the OS chose)
+        self.source: str | None = None
         #: the current exchange asked the server to close because the policy says so
         self.last_by_policy = False
         #: acknowledge partial responses at once (see ``pump``); set from the client's option

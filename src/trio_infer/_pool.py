@@ -161,6 +161,8 @@ class EndpointPool:
         #: (``None``: the OS picks the source); set by the client with ``set_routes``
         self.routes: list[tuple[Destination, tuple[int, int, int, Any], SourceRotation | None]] = []
         self._next_route = 0
+        self.has_sources = False
+        self.max_header_bytes = 65536
         #: the per-endpoint cap on open connections (None: only the client-wide cap)
         self.limit: int | None = None
         #: usable ephemeral ports per (source, destination) pair, for error messages
@@ -179,6 +181,10 @@ class EndpointPool:
         self.responses = 0
         self.failures = 0
         self.retries = 0
+        self.status_counts = [0] * 10  # by status // 100
+        self.errors: dict[str, int] = {}
+        self.bytes_sent = 0
+        self.bytes_received = 0
         self.ports_exhausted = 0
         self.fds_exhausted = 0
 
@@ -218,6 +224,7 @@ class EndpointPool:
         """Connect to these of the resolved destinations, binding the rotations' sources
         (an empty mapping: bind nothing)."""
         self.routes = [(d, self.resolved[d], rotations.get(d)) for d in destinations]
+        self.has_sources = bool(rotations)
 
     # --- checkout / checkin ----------------------------------------------------------------
 
@@ -318,9 +325,10 @@ class EndpointPool:
             raw.close()
             self.slots.free()
             raise
-        conn = Connection(self.url, raw, make_codec(self.parser), self.now)
+        conn = Connection(self.url, raw, make_codec(self.parser, self.max_header_bytes), self.now)
         conn.last_by_policy = self.keepalive.mode == "off"  # every request says close
         conn.quickack = conn.quickack and self.quickack
+        conn.source = source
         self.connecting.add(conn)
         self.opened += 1
         if self._on_opened is not None:
@@ -390,6 +398,7 @@ class EndpointPool:
         """The body ended cleanly: pool the connection (or close it without keep-alive), then
         return the permit, so the next permit holder finds the connection idle."""
         self.responses += 1
+        self.bytes_received += conn.codec.received
         if not conn.codec.keep_alive:
             # Our own Connection: close (policy), or the server's (or an HTTP/1.0 answer).
             self.discard(conn, "policy" if conn.last_by_policy else "server_close")
@@ -408,7 +417,10 @@ class EndpointPool:
         failed = isinstance(exc, Exception)
         if failed:
             self.failures += 1
+            name = type(exc).__name__
+            self.errors[name] = self.errors.get(name, 0) + 1
         if conn is not None:
+            self.bytes_received += conn.codec.received
             self.discard(conn, "error" if failed else "interrupted")
         permit.release()
 

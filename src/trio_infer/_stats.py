@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["ClientStats", "EndpointStats"]
+__all__ = ["ClientStats", "EndpointStats", "SourceStats"]
+
+
+@attrs.frozen
+class SourceStats:
+    """One source address's connections to an endpoint (``Client(source_addresses=...)``)."""
+
+    address: str
+    idle: int
+    active: int
+    connecting: int
 
 
 @attrs.frozen
@@ -27,6 +37,12 @@ class EndpointStats:
         closed: ``(reason, count)`` pairs for every close reason (see ``CLOSE_REASONS``).
         responses: responses whose body was received completely.
         failures: exchanges that ended in an error (not counting cancellations).
+        responses_by_class: ``("1xx", n)`` ... ``("5xx", n)``: final responses by status class
+            (a retried 503 counts in ``retries``, not here).
+        errors: ``(error class name, count)``: calls that ended in an error, by class.
+        bytes_sent, bytes_received: request and response bytes on the wire (heads, bodies
+            and chunk framing; TLS overhead not included).
+        sources: with ``source_addresses``: idle / active / connecting per source address.
         retries: attempts repeated after a transient failure (stale pooled connections,
             replaced without counting as an attempt, are ``stale_retries``).
         ports_exhausted: connects refused by the kernel for want of an ephemeral port
@@ -55,6 +71,11 @@ class EndpointStats:
     ports_exhausted: int = 0
     fds_exhausted: int = 0
     retries: int = 0
+    responses_by_class: tuple[tuple[str, int], ...] = ()
+    errors: tuple[tuple[str, int], ...] = ()
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    sources: tuple[SourceStats, ...] = ()
     workers: tuple[tuple[str, int], ...] = ()
     workers_active: int = 0
     untagged_responses: int = 0
@@ -138,3 +159,59 @@ class ClientStats:
     @property
     def responses(self) -> int:
         return sum(e.responses for e in self.endpoints)
+
+    @property
+    def failures(self) -> int:
+        return sum(e.failures for e in self.endpoints)
+
+    @property
+    def retries(self) -> int:
+        return sum(e.retries for e in self.endpoints)
+
+    @property
+    def reused(self) -> int:
+        return sum(e.reused for e in self.endpoints)
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(e.bytes_sent for e in self.endpoints)
+
+    @property
+    def bytes_received(self) -> int:
+        return sum(e.bytes_received for e in self.endpoints)
+
+    @property
+    def responses_by_class(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for e in self.endpoints:
+            for name, count in e.responses_by_class:
+                totals[name] = totals.get(name, 0) + count
+        return totals
+
+    @property
+    def errors(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for e in self.endpoints:
+            for name, count in e.errors:
+                totals[name] = totals.get(name, 0) + count
+        return totals
+
+    def summary(self) -> dict[str, object]:
+        """A flat, JSON-ready digest (what ``stats_interval`` logs)."""
+        return {
+            "open": self.open_connections,
+            "idle": self.idle,
+            "active": self.active,
+            "connecting": self.connecting,
+            "waiting": self.waiting,
+            "permits_in_use": self.permits_in_use,
+            "permits_total": self.permits_total,
+            "responses": self.responses_by_class,
+            "errors": self.errors,
+            "retries": self.retries,
+            "opened": self.opened,
+            "reused": self.reused,
+            "closed": self.closed,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+        }
