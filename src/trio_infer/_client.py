@@ -30,10 +30,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Final, Self
 
+import attrs
 import trio
 
 from ._budget import ConnectionBudget, budget_for
 from ._codec import resolve_parser
+from ._config import UNSET, Unset, read_environment
 from ._endpoint import Endpoint, parse_endpoint
 from ._errors import (
     ConfigError,
@@ -127,6 +129,55 @@ def _merge(
     return [pair for pair in base if pair[0] not in names] + extra
 
 
+def _resolve_arguments(
+    given: dict[str, Any], env: dict[str, tuple[Any, str]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Client keyword arguments: each passed one as is, else its environment variable(s),
+    else left out (the default). Also which keyword came from which variable."""
+    kwargs: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    composite: dict[str, dict[str, tuple[Any, str]]] = {}
+    for key, value_and_var in env.items():
+        head, dot, part = key.partition(".")
+        if dot:
+            composite.setdefault(head, {})[part] = value_and_var
+    for keyword, value in given.items():
+        if value is not UNSET:
+            kwargs[keyword] = value
+        elif keyword in env:
+            kwargs[keyword], origins[keyword] = env[keyword]
+    for keyword, parts in composite.items():
+        if keyword in given and given[keyword] is not UNSET:
+            continue  # an explicit argument wins over every part from the environment
+        values = {part: value for part, (value, _var) in parts.items()}
+        variables = ", ".join(var for _value, var in parts.values())
+        try:
+            if keyword == "timeouts":
+                kwargs[keyword] = Timeouts(**values)
+            elif keyword == "retry":
+                kwargs[keyword] = Retry(**values)
+            elif keyword == "keepalive":
+                base = kwargs.get("keepalive") or KeepAlive.on()
+                kwargs[keyword] = attrs.evolve(base, **values)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (set by environment variable {variables})") from None
+        origins[keyword] = variables
+    if "ssl_context" in origins:
+        path = kwargs["ssl_context"]
+        try:
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"environment variable {origins['ssl_context']}={path!r}: cannot load CA "
+                f"certificates from it ({exc})"
+            ) from None
+    if "endpoints" not in kwargs:
+        raise ConfigError(
+            "no endpoints: pass them (Client('http://host:8000')) or set TRIO_INFER_ENDPOINTS"
+        )
+    return kwargs, origins
+
+
 def _source_stats(pool: EndpointPool) -> tuple[SourceStats, ...]:
     counts: dict[str, list[int]] = {}
     for column, group in enumerate((pool.idle, pool.active, pool.connecting)):
@@ -213,6 +264,62 @@ class Client:
     """
 
     def __init__(
+        self,
+        endpoints: str | Endpoint | Sequence[str | Endpoint] | Unset = UNSET,
+        *,
+        limiter: int | trio.CapacityLimiter | Unset = UNSET,
+        max_connections: int | Unset | None = UNSET,
+        timeouts: Timeouts | Unset | None = UNSET,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | Unset | None = UNSET,
+        parser: str | Unset = UNSET,
+        ssl_context: ssl.SSLContext | Unset | None = UNSET,
+        keepalive: KeepAlive | Unset | None = UNSET,
+        max_connections_per_endpoint: int | Unset | None = UNSET,
+        source_addresses: str | Sequence[str] | Unset = UNSET,
+        endpoint_keepalive: Mapping[str | Endpoint, KeepAlive] | Unset | None = UNSET,
+        worker_header: str | Unset | None = UNSET,
+        worker_interval: float | Unset = UNSET,
+        tcp_quickack: bool | Unset = UNSET,
+        retry: Retry | Unset | None = UNSET,
+        retry_non_idempotent: bool | Unset = UNSET,
+        max_header_bytes: int | Unset = UNSET,
+        max_body_bytes: int | Unset | None = UNSET,
+        stats_interval: float | Unset | None = UNSET,
+    ) -> None:
+        given = {
+            "endpoints": endpoints,
+            "limiter": limiter,
+            "max_connections": max_connections,
+            "timeouts": timeouts,
+            "headers": headers,
+            "parser": parser,
+            "ssl_context": ssl_context,
+            "keepalive": keepalive,
+            "max_connections_per_endpoint": max_connections_per_endpoint,
+            "source_addresses": source_addresses,
+            "endpoint_keepalive": endpoint_keepalive,
+            "worker_header": worker_header,
+            "worker_interval": worker_interval,
+            "tcp_quickack": tcp_quickack,
+            "retry": retry,
+            "retry_non_idempotent": retry_non_idempotent,
+            "max_header_bytes": max_header_bytes,
+            "max_body_bytes": max_body_bytes,
+            "stats_interval": stats_interval,
+        }
+        kwargs, origins = _resolve_arguments(given, read_environment())
+        try:
+            self._configure(**kwargs)
+        except ConfigError as exc:
+            message = str(exc)
+            for keyword, variable in origins.items():
+                if message.startswith(keyword) or f" {keyword}=" in message:
+                    raise ConfigError(
+                        f"{message} (set by environment variable {variable})"
+                    ) from None
+            raise
+
+    def _configure(
         self,
         endpoints: str | Endpoint | Sequence[str | Endpoint],
         *,
