@@ -680,7 +680,12 @@ class Client:
             method, path, params, headers, content, json
         )
         t = self._timeouts_for(timeouts)
-        r, unsafe = self._retry_for(retry, retry_non_idempotent)
+        r = self.retry if retry is None else self._checked_retry(retry)
+        unsafe = (
+            self.retry_non_idempotent
+            if retry_non_idempotent is None
+            else bool(retry_non_idempotent)
+        )
         if t.total is None:
             return await self._request(
                 pool, raw_method, target, request_headers, body, t, r, unsafe
@@ -759,7 +764,12 @@ class Client:
             method, path, params, headers, content, json
         )
         t = self._timeouts_for(timeouts)
-        r, unsafe = self._retry_for(retry, retry_non_idempotent)
+        r = self.retry if retry is None else self._checked_retry(retry)
+        unsafe = (
+            self.retry_non_idempotent
+            if retry_non_idempotent is None
+            else bool(retry_non_idempotent)
+        )
         with trio.CancelScope(
             deadline=trio.current_time() + t.total if t.total is not None else math.inf
         ) as scope:
@@ -791,12 +801,11 @@ class Client:
             phase="read",
         )
 
-    def _retry_for(self, retry: Retry | None, unsafe: bool | None) -> tuple[Retry, bool]:
-        if retry is None:
-            retry = self.retry
-        elif not isinstance(retry, Retry):
+    @staticmethod
+    def _checked_retry(retry: Retry) -> Retry:
+        if not isinstance(retry, Retry):
             raise InvalidRequest(f"retry={retry!r} must be a trio_infer.Retry")
-        return retry, self.retry_non_idempotent if unsafe is None else bool(unsafe)
+        return retry
 
     async def _set_aside(self, pool: EndpointPool, conn: Connection, read: float | None) -> None:
         """A response that will be retried: read its (small) body so the connection can be

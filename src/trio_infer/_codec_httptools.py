@@ -154,7 +154,7 @@ class HttptoolsCodec:
         version = parser.get_http_version()
         self.http_version = _VERSIONS.get(version) or version.encode()
         head = self.headers = RawHead.cut(self._head_chunks, self._interim)
-        self.head_size = len(head)
+        self.head_size = head.size
         self._head_chunks.clear()
         self.headers_done = True
         if self._head:

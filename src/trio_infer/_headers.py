@@ -19,15 +19,13 @@ class RawHead:
     llhttp has already validated these bytes, so splitting them is simple.
     """
 
-    __slots__ = ("_data", "_pairs")
+    __slots__ = ("_data", "_pairs", "size")
 
     def __init__(self, data: bytes) -> None:
         self._data = data
         self._pairs: list[tuple[bytes, bytes]] | None = None
-
-    def __len__(self) -> int:
-        """The head's size in bytes (status line and headers, without the blank line)."""
-        return len(self._data)
+        #: the head's size in bytes (status line and headers, without the blank line)
+        self.size = len(data)
 
     @classmethod
     def cut(cls, chunks: list[bytes], interim: int) -> RawHead:
