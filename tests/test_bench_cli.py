@@ -72,23 +72,23 @@ def test_cli_reports_a_bad_url_cleanly() -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_cli_prints_the_budget() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "trio_infer._cli",
-            "budget",
-            "127.0.0.1:8000",
-            "http://127.0.0.1:8001/v1",
-            "--source-address",
-            "127.0.0.2",
-            "--source-address",
-            "127.0.0.3",
-        ],
+def budget_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trio_infer._cli", "budget", *args],
         capture_output=True,
         text=True,
         timeout=60,
+    )
+
+
+def test_cli_prints_the_budget() -> None:
+    done = budget_cli(
+        "127.0.0.1:8000",
+        "http://127.0.0.1:8001/v1",
+        "--source-address",
+        "127.0.0.2",
+        "--source-address",
+        "127.0.0.3",
     )
     assert done.returncode == 0, done.stderr
     assert "destinations                 127.0.0.1:8000, 127.0.0.1:8001" in done.stdout
@@ -97,19 +97,6 @@ def test_cli_prints_the_budget() -> None:
 
 
 def test_cli_budget_rejects_a_cap_that_does_not_fit() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "trio_infer._cli",
-            "budget",
-            "127.0.0.1:8000",
-            "--max-connections",
-            "999999999",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = budget_cli("127.0.0.1:8000", "--max-connections", "999999999")
     assert done.returncode == 2
     assert "max_connections=999999999 exceeds the" in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -121,31 +122,32 @@ def test_file_descriptors_bind_when_smaller() -> None:
     )
 
 
+def assert_refused(check: Callable[[], None], *parts: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check()
+    for part in parts:
+        assert part in str(info.value)
+
+
 def test_check_names_the_binding_limit_its_numbers_and_the_fix() -> None:
     ports = budget_for([D1, D2], port_range=((40000, 40009), 0, "os"), fd=(20000, 20000))
     ports.check(20)
-    with pytest.raises(ConfigError) as info:
-        ports.check(21)
-    message = str(info.value)
-    for part in (
+    assert_refused(
+        lambda: ports.check(21),
         "max_connections=21",
         "ephemeral-port budget of 20",
         "10 usable ports",
         "x 2 pairs",
         "source_addresses",
-    ):
-        assert part in message
+    )
     fds = budget_for([D1], port_range=LINUX_RANGE, fd=(1000, 4096))
     fds.check(936)
-    with pytest.raises(ConfigError) as info:
-        fds.check(937)
-    message = str(info.value)
-    for part in (
+    assert_refused(
+        lambda: fds.check(937),
         "file-descriptor budget of 936",
         "RLIMIT_NOFILE soft limit 1000",
         "raise the soft limit with 'ulimit -n 1001'",
-    ):
-        assert part in message
+    )
     with pytest.raises(ConfigError, match=r"raise the hard limit \(now 4096\) to at least 5064"):
         fds.check(5000)
 
