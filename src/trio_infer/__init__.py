@@ -27,6 +27,16 @@ from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
 from ._headers import Headers as Headers
 from ._keepalive import KeepAlive as KeepAlive
+from ._openai import Completion as Completion
+from ._openai import Embeddings as Embeddings
+from ._openai import IncompleteStream as IncompleteStream
+from ._openai import Model as Model
+from ._openai import OpenAIAPI as OpenAIAPI
+from ._openai import OpenAIError as OpenAIError
+from ._openai import StreamChunk as StreamChunk
+from ._openai import StreamSummary as StreamSummary
+from ._openai import TokenStream as TokenStream
+from ._openai import Usage as Usage
 from ._response import Chunk as Chunk
 from ._response import Response as Response
 from ._response import ResponseNotRead as ResponseNotRead

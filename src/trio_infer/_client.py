@@ -59,6 +59,7 @@ from ._headers import SECRET_HEADERS, Headers
 from ._http11 import Connection
 from ._keepalive import KeepAlive
 from ._nursery import open_background_nursery
+from ._openai import OpenAIAPI
 from ._permits import Permit
 from ._pool import ConnectionSlots, EndpointPool
 from ._response import Response
@@ -482,6 +483,7 @@ class Client:
         self._exit_stack: AsyncExitStack | None = None
         self._now: Callable[[], float] = trio.current_time
         self._state = "new"
+        self._openai: OpenAIAPI | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -978,6 +980,14 @@ class Client:
                 Attempt(attempt, f"status {codec.status}", attempt_start),
             )
         return response, conn, permit
+
+    @property
+    def openai(self) -> OpenAIAPI:
+        """The OpenAI-compatible API over this client's endpoints (``_openai.py``)."""
+        api = self._openai
+        if api is None:
+            api = self._openai = OpenAIAPI(self)
+        return api
 
     # --- statistics ------------------------------------------------------------------------
 
