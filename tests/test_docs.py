@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-RUNNABLE = ["openai.md"]
+RUNNABLE = ["openai.md", "kserve.md"]
 
 
 @pytest.mark.parametrize("name", RUNNABLE)

@@ -27,6 +27,9 @@ from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
 from ._headers import Headers as Headers
 from ._keepalive import KeepAlive as KeepAlive
+from ._kserve import InferResult as InferResult
+from ._kserve import KServeAPI as KServeAPI
+from ._kserve import KServeError as KServeError
 from ._openai import Completion as Completion
 from ._openai import Embeddings as Embeddings
 from ._openai import IncompleteStream as IncompleteStream
@@ -48,6 +51,7 @@ from ._sse import ServerSentEvent as ServerSentEvent
 from ._stats import ClientStats as ClientStats
 from ._stats import EndpointStats as EndpointStats
 from ._stats import SourceStats as SourceStats
+from ._tensor import Tensor as Tensor
 from ._timeouts import Timeouts as Timeouts
 
 __version__ = "0.1.0"

@@ -58,6 +58,7 @@ from ._errors import (
 from ._headers import SECRET_HEADERS, Headers
 from ._http11 import Connection
 from ._keepalive import KeepAlive
+from ._kserve import KServeAPI
 from ._nursery import open_background_nursery
 from ._openai import OpenAIAPI
 from ._permits import Permit
@@ -484,6 +485,7 @@ class Client:
         self._now: Callable[[], float] = trio.current_time
         self._state = "new"
         self._openai: OpenAIAPI | None = None
+        self._kserve: KServeAPI | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -987,6 +989,14 @@ class Client:
         api = self._openai
         if api is None:
             api = self._openai = OpenAIAPI(self)
+        return api
+
+    @property
+    def kserve(self) -> KServeAPI:
+        """The KServe v2 / Triton REST API over this client's endpoints (``_kserve.py``)."""
+        api = self._kserve
+        if api is None:
+            api = self._kserve = KServeAPI(self)
         return api
 
     # --- statistics ------------------------------------------------------------------------

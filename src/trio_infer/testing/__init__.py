@@ -5,6 +5,7 @@ for the handler contract), and a multi-process one that shares a listening socke
 ``uvicorn --workers N`` does (:func:`open_worker_server`).
 """
 
+from ._fake_kserve import FakeKServe as FakeKServe
 from ._fake_openai import FakeOpenAI as FakeOpenAI
 from ._faults import close_after as close_after
 from ._faults import drip as drip
