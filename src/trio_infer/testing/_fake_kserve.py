@@ -51,19 +51,18 @@ class FakeKServe:
         try:
             await self._route(request, respond)
         except _Fail as fail:
-            await _reply(respond, {"error": fail.message}, fail.status)
+            await respond.send_json({"error": fail.message}, fail.status)
 
     async def _route(self, request: ServerRequest, respond: Responder) -> None:
         parts = [urllib.parse.unquote(p) for p in request.path.strip("/").split("/")]
         if parts == ["v2", "health", "live"]:
-            await _reply(respond, {}, 200 if self.live else 503)
+            await respond.send_json({}, 200 if self.live else 503)
             return
         if parts == ["v2", "health", "ready"]:
-            await _reply(respond, {}, 200 if self.ready else 503)
+            await respond.send_json({}, 200 if self.ready else 503)
             return
         if parts == ["v2"]:
-            await _reply(
-                respond,
+            await respond.send_json(
                 {"name": "fake-kserve", "version": "1", "extensions": ["binary_tensor_data"]},
             )
             return
@@ -80,14 +79,13 @@ class FakeKServe:
                     404, f"Request for unknown model: '{model}' version {version} is not found"
                 )
         if rest == [] and request.method == "GET":
-            await _reply(
-                respond,
+            await respond.send_json(
                 {"name": model, "versions": ["1"], "platform": "fake", **_METADATA[model]},
             )
         elif rest == ["ready"]:
-            await _reply(respond, {}, 200 if self.ready else 503)
+            await respond.send_json({}, 200 if self.ready else 503)
         elif rest == ["config"]:
-            await _reply(respond, {"name": model, "platform": "fake", "max_batch_size": 0})
+            await respond.send_json({"name": model, "platform": "fake", "max_batch_size": 0})
         elif rest == ["infer"] and request.method == "POST":
             await self._infer(model, version, request, respond)
         else:
@@ -154,7 +152,7 @@ class FakeKServe:
             response["id"] = header["id"]
         if not binary:
             out["data"] = result.json_data()
-            await _reply(respond, response)
+            await respond.send_json(response)
             return
         raw = result.to_bytes()
         out["parameters"] = {"binary_data_size": len(raw)}
@@ -170,10 +168,3 @@ class FakeKServe:
         )
         await respond.send(data)
         await respond.end()
-
-
-async def _reply(respond: Responder, body: Any, status: int = 200) -> None:
-    data = json.dumps(body).encode()
-    await respond.start(status, [("content-type", "application/json")], length=len(data))
-    await respond.send(data)
-    await respond.end()

@@ -59,16 +59,14 @@ class FakeOpenAI:
         self.calls += 1
         if self._failures:
             status, message = self._failures.pop(0)
-            await _json_reply(
-                respond,
+            await respond.send_json(
                 {"error": {"message": message, "type": "server_error", "code": status}},
                 status,
             )
             return
         path = request.path.rstrip("/")
         if request.method == "GET" and path == "/v1/models":
-            await _json_reply(
-                respond,
+            await respond.send_json(
                 {
                     "object": "list",
                     "data": [{"id": self.model, "object": "model", "owned_by": "fake"}],
@@ -80,14 +78,14 @@ class FakeOpenAI:
             "/v1/chat/completions",
             "/v1/embeddings",
         ):
-            await _json_reply(
-                respond, {"error": {"message": f"no route {request.method} {path}"}}, 404
+            await respond.send_json(
+                {"error": {"message": f"no route {request.method} {path}"}}, 404
             )
             return
         try:
             body = request.json()
         except ValueError:
-            await _json_reply(respond, {"error": {"message": "the body is not JSON"}}, 400)
+            await respond.send_json({"error": {"message": "the body is not JSON"}}, 400)
             return
         if path == "/v1/embeddings":
             await self._embeddings(body, respond)
@@ -123,8 +121,7 @@ class FakeOpenAI:
             }
         else:
             choice = {"index": 0, "text": text, "finish_reason": finish}
-        await _json_reply(
-            respond,
+        await respond.send_json(
             {
                 "id": f"cmpl-{self.calls}",
                 "object": "chat.completion" if chat else "text_completion",
@@ -202,8 +199,7 @@ class FakeOpenAI:
             for i, text in enumerate(items)
         ]
         words = sum(len(str(text).split()) for text in items)
-        await _json_reply(
-            respond,
+        await respond.send_json(
             {
                 "object": "list",
                 "data": data,
@@ -211,10 +207,3 @@ class FakeOpenAI:
                 "usage": {"prompt_tokens": words, "total_tokens": words},
             },
         )
-
-
-async def _json_reply(respond: Responder, body: Any, status: int = 200) -> None:
-    data = json.dumps(body).encode()
-    await respond.start(status, [("content-type", "application/json")], length=len(data))
-    await respond.send(data)
-    await respond.end()

@@ -130,6 +130,13 @@ class Responder:
             items.append(("connection", "close"))
         await self._write(self._conn.send(h11.Response(status_code=status, headers=items)))
 
+    async def send_json(self, body: Any, status: int = 200) -> None:
+        """A whole response: ``body`` as JSON, with content-length."""
+        data = _json.dumps(body).encode()
+        await self.start(status, [("content-type", "application/json")], length=len(data))
+        await self.send(data)
+        await self.end()
+
     async def send(self, data: bytes) -> None:
         if data and not self._bodyless:
             await self._write(self._conn.send(h11.Data(data=data)))
