@@ -28,29 +28,21 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
-import attrs
 import trio
 
 from ._budget import ConnectionBudget, budget_for
 from ._codec import resolve_parser
-from ._config import UNSET, Unset, read_environment
+from ._config import UNSET, Unset, read_environment, resolve_arguments
 from ._endpoint import Endpoint, parse_endpoint
 from ._errors import (
     ConfigError,
-    ConnectError,
-    ConnectTimeout,
     Error,
-    FileDescriptorsExhaustedError,
     InvalidRequest,
     PoolTimeout,
-    PortsExhaustedError,
     ReadError,
-    RemoteProtocolError,
     ResponseTooLarge,
-    StreamClosed,
-    TimeoutError,
     TotalTimeout,
     TransportError,
     WriteError,
@@ -64,7 +56,7 @@ from ._openai import OpenAIAPI
 from ._permits import Permit
 from ._pool import ConnectionSlots, EndpointPool
 from ._response import Response
-from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, parse_retry_after
+from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, is_transient, parse_retry_after
 from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
 from ._stats import ClientStats, EndpointStats, SourceStats
 from ._timeouts import Timeouts
@@ -72,6 +64,7 @@ from ._timeouts import Timeouts
 __all__ = ["Client"]
 
 _log = logging.getLogger("trio_infer")
+_T = TypeVar("_T")
 
 _USER_AGENT: Final = b"trio-infer/0.1"
 _BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -131,53 +124,31 @@ def _merge(
     return [pair for pair in base if pair[0] not in names] + extra
 
 
-def _resolve_arguments(
-    given: dict[str, Any], env: dict[str, tuple[Any, str]]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Client keyword arguments: each passed one as is, else its environment variable(s),
-    else left out (the default). Also which keyword came from which variable."""
-    kwargs: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    composite: dict[str, dict[str, tuple[Any, str]]] = {}
-    for key, value_and_var in env.items():
-        head, dot, part = key.partition(".")
-        if dot:
-            composite.setdefault(head, {})[part] = value_and_var
-    for keyword, value in given.items():
-        if value is not UNSET:
-            kwargs[keyword] = value
-        elif keyword in env:
-            kwargs[keyword], origins[keyword] = env[keyword]
-    for keyword, parts in composite.items():
-        if keyword in given and given[keyword] is not UNSET:
-            continue  # an explicit argument wins over every part from the environment
-        values = {part: value for part, (value, _var) in parts.items()}
-        variables = ", ".join(var for _value, var in parts.values())
-        try:
-            if keyword == "timeouts":
-                kwargs[keyword] = Timeouts(**values)
-            elif keyword == "retry":
-                kwargs[keyword] = Retry(**values)
-            elif keyword == "keepalive":
-                base = kwargs.get("keepalive") or KeepAlive.on()
-                kwargs[keyword] = attrs.evolve(base, **values)
-        except ConfigError as exc:
-            raise ConfigError(f"{exc} (set by environment variable {variables})") from None
-        origins[keyword] = variables
-    if "ssl_context" in origins:
-        path = kwargs["ssl_context"]
-        try:
-            kwargs["ssl_context"] = ssl.create_default_context(cafile=path)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"environment variable {origins['ssl_context']}={path!r}: cannot load CA "
-                f"certificates from it ({exc})"
-            ) from None
-    if "endpoints" not in kwargs:
-        raise ConfigError(
-            "no endpoints: pass them (Client('http://host:8000')) or set TRIO_INFER_ENDPOINTS"
-        )
-    return kwargs, origins
+def _whole(name: str, value: Any, *, unit: str = "") -> Any:
+    """``value`` if it is None or a whole number >= 1 (not a bool), else a ConfigError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        what = f"a whole number of {unit}" if unit else "a whole number"
+        raise ConfigError(f"{name}={value!r} must be {what} >= 1 or None")
+    return value
+
+
+def _positive(name: str, value: Any, *, none_ok: bool = False) -> Any:
+    """``value`` if it is a number > 0 (or None, when allowed), else a ConfigError."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        also = " or None" if none_ok else ""
+        raise ConfigError(f"{name}={value!r} must be a positive number{also}")
+    return value
+
+
+def _instance(name: str, value: object, cls: type[_T], default: Callable[[], _T]) -> _T:
+    """``value``, or ``default()`` when None; anything but a ``cls`` is a ConfigError."""
+    if value is None:
+        return default()
+    if not isinstance(value, cls):
+        raise ConfigError(f"{name}={value!r} must be a trio_infer.{cls.__name__}")
+    return value
 
 
 def _source_stats(pool: EndpointPool) -> tuple[SourceStats, ...]:
@@ -186,26 +157,6 @@ def _source_stats(pool: EndpointPool) -> tuple[SourceStats, ...]:
         for conn in group:
             counts.setdefault(conn.source or "", [0, 0, 0])[column] += 1
     return tuple(SourceStats(address, *c) for address, c in sorted(counts.items()))
-
-
-def _transient(
-    exc: TransportError, conn: Connection | None, method: bytes, retry_non_idempotent: bool
-) -> bool:
-    """Whether a failed attempt may be retried (see ``_retry.py`` for the rules)."""
-    if isinstance(exc, PortsExhaustedError | FileDescriptorsExhaustedError):
-        return False  # waiting for a port would be charged to latency: raise at once
-    if isinstance(exc, ConnectTimeout):
-        return True
-    if isinstance(exc, ConnectError):
-        # refused, reset, unreachable: nothing was sent. Not a TLS verification failure.
-        return isinstance(exc.__cause__, OSError) and not isinstance(exc.__cause__, ssl.SSLError)
-    if isinstance(exc, TimeoutError | StreamClosed | RemoteProtocolError):
-        return False
-    if isinstance(exc, ReadError | WriteError):
-        # Closed before any byte of the response: the request may have reached the server.
-        unanswered = conn is None or conn.codec.received == 0
-        return unanswered and (retry_non_idempotent or method in IDEMPOTENT_METHODS)
-    return False
 
 
 class Client:
@@ -309,7 +260,7 @@ class Client:
             "max_body_bytes": max_body_bytes,
             "stats_interval": stats_interval,
         }
-        kwargs, origins = _resolve_arguments(given, read_environment())
+        kwargs, origins = resolve_arguments(given, read_environment())
         try:
             self._configure(**kwargs)
         except ConfigError as exc:
@@ -364,12 +315,8 @@ class Client:
                 f"limiter={limiter!r} must be a whole number >= 1 or a trio.CapacityLimiter"
             )
 
-        for name, cap in (
-            ("max_connections", max_connections),
-            ("max_connections_per_endpoint", max_connections_per_endpoint),
-        ):
-            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-                raise ConfigError(f"{name}={cap!r} must be a whole number >= 1 or None")
+        _whole("max_connections", max_connections)
+        _whole("max_connections_per_endpoint", max_connections_per_endpoint)
         self._requested_max_connections = max_connections
         #: the cap on open connections, resolved on entry (see ``max_connections`` above)
         self.max_connections: int | None = max_connections
@@ -377,43 +324,15 @@ class Client:
         self.source_addresses = parse_source_addresses(source_addresses)
         #: the connection budget, computed on entry
         self.budget: ConnectionBudget | None = None
-        if timeouts is None:
-            timeouts = Timeouts()
-        elif not isinstance(timeouts, Timeouts):
-            raise ConfigError(f"timeouts={timeouts!r} must be a trio_infer.Timeouts")
-        self.timeouts = timeouts
-        if keepalive is None:
-            keepalive = KeepAlive.on()
-        elif not isinstance(keepalive, KeepAlive):
-            raise ConfigError(f"keepalive={keepalive!r} must be a trio_infer.KeepAlive")
-        self.keepalive = keepalive
-        if retry is None:
-            retry = Retry()
-        elif not isinstance(retry, Retry):
-            raise ConfigError(f"retry={retry!r} must be a trio_infer.Retry")
-        self.retry = retry
+        self.timeouts = timeouts = _instance("timeouts", timeouts, Timeouts, Timeouts)
+        self.keepalive = keepalive = _instance("keepalive", keepalive, KeepAlive, KeepAlive.on)
+        self.retry = _instance("retry", retry, Retry, Retry)
         self.retry_non_idempotent = bool(retry_non_idempotent)
-        for name, limit in (
-            ("max_header_bytes", max_header_bytes),
-            ("max_body_bytes", max_body_bytes),
-        ):
-            if limit is not None and (
-                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-            ):
-                raise ConfigError(f"{name}={limit!r} must be a whole number of bytes >= 1")
         if max_header_bytes is None:
             raise ConfigError("max_header_bytes=None: a response head needs a limit")
-        self.max_header_bytes = max_header_bytes
-        self.max_body_bytes = max_body_bytes
-        if stats_interval is not None and (
-            isinstance(stats_interval, bool)
-            or not isinstance(stats_interval, int | float)
-            or not stats_interval > 0
-        ):
-            raise ConfigError(
-                f"stats_interval={stats_interval!r} must be a positive number of seconds or None"
-            )
-        self.stats_interval = stats_interval
+        self.max_header_bytes = _whole("max_header_bytes", max_header_bytes, unit="bytes")
+        self.max_body_bytes = _whole("max_body_bytes", max_body_bytes, unit="bytes")
+        self.stats_interval = _positive("stats_interval", stats_interval, none_ok=True)
         endpoint_policies: dict[Endpoint, KeepAlive] = {}
         for key, policy in (endpoint_keepalive or {}).items():
             target = parse_endpoint(key)
@@ -436,13 +355,7 @@ class Client:
             )
         #: the response header naming the server worker that answered (None: not tracked)
         self.worker_header = worker_header.strip().lower() if worker_header else None
-        if (
-            isinstance(worker_interval, bool)
-            or not isinstance(worker_interval, int | float)
-            or not worker_interval > 0
-        ):
-            raise ConfigError(f"worker_interval={worker_interval!r} must be a positive number")
-        self.worker_interval = float(worker_interval)
+        self.worker_interval = float(_positive("worker_interval", worker_interval) or 0)
         self.parser = resolve_parser(parser)
         try:
             self._headers = _encode_headers(headers)
@@ -920,8 +833,9 @@ class Client:
                         conn = await pool.connect(t.connect)
                         conn.permit = permit
                 except TransportError as exc:
-                    if attempt >= retry.attempts or not _transient(
-                        exc, conn, method, retry_non_idempotent
+                    received = conn.codec.received if conn is not None else 0
+                    if attempt >= retry.attempts or not is_transient(
+                        exc, received, method, retry_non_idempotent
                     ):
                         raise
                     if conn is not None:

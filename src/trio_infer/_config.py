@@ -12,14 +12,18 @@ from __future__ import annotations
 import enum
 import json
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from ._errors import ConfigError
+from ._keepalive import KeepAlive
+from ._retry import Retry
+from ._timeouts import Timeouts
 
-__all__ = ["UNSET", "VARIABLES", "Unset", "Variable", "read_environment"]
+__all__ = ["UNSET", "VARIABLES", "Unset", "Variable", "read_environment", "resolve_arguments"]
 
 
 class Unset(enum.Enum):
@@ -96,8 +100,6 @@ def _text(text: str) -> str:
 
 
 def _keepalive(text: str) -> Any:
-    from ._keepalive import KeepAlive
-
     mode, _, rest = text.strip().partition(":")
     if mode == "on" and not rest:
         return KeepAlive.on()
@@ -186,3 +188,52 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, tupl
             ) from None
         out[variable.keyword] = (value, name)
     return out
+
+
+def resolve_arguments(
+    given: dict[str, Any], env: dict[str, tuple[Any, str]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Client keyword arguments: each passed one as is, else its environment variable(s),
+    else left out (the default). Also which keyword came from which variable."""
+    kwargs: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    composite: dict[str, dict[str, tuple[Any, str]]] = {}
+    for key, value_and_var in env.items():
+        head, dot, part = key.partition(".")
+        if dot:
+            composite.setdefault(head, {})[part] = value_and_var
+    for keyword, value in given.items():
+        if value is not UNSET:
+            kwargs[keyword] = value
+        elif keyword in env:
+            kwargs[keyword], origins[keyword] = env[keyword]
+    for keyword, parts in composite.items():
+        if keyword in given and given[keyword] is not UNSET:
+            continue  # an explicit argument wins over every part from the environment
+        values = {part: value for part, (value, _var) in parts.items()}
+        variables = ", ".join(var for _value, var in parts.values())
+        try:
+            if keyword == "timeouts":
+                kwargs[keyword] = Timeouts(**values)
+            elif keyword == "retry":
+                kwargs[keyword] = Retry(**values)
+            elif keyword == "keepalive":
+                base = kwargs.get("keepalive") or KeepAlive.on()
+                kwargs[keyword] = attrs.evolve(base, **values)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (set by environment variable {variables})") from None
+        origins[keyword] = variables
+    if "ssl_context" in origins:
+        path = kwargs["ssl_context"]
+        try:
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"environment variable {origins['ssl_context']}={path!r}: cannot load CA "
+                f"certificates from it ({exc})"
+            ) from None
+    if "endpoints" not in kwargs:
+        raise ConfigError(
+            "no endpoints: pass them (Client('http://host:8000')) or set TRIO_INFER_ENDPOINTS"
+        )
+    return kwargs, origins

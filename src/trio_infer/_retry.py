@@ -24,15 +24,27 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
 import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
 
-from ._errors import ConfigError
+from ._errors import (
+    ConfigError,
+    ConnectError,
+    ConnectTimeout,
+    FileDescriptorsExhaustedError,
+    PortsExhaustedError,
+    ReadError,
+    RemoteProtocolError,
+    StreamClosed,
+    TimeoutError,
+    WriteError,
+)
 
-__all__ = ["IDEMPOTENT_METHODS", "Attempt", "Retry", "parse_retry_after"]
+__all__ = ["IDEMPOTENT_METHODS", "Attempt", "Retry", "is_transient", "parse_retry_after"]
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -139,3 +151,21 @@ class Attempt:
     outcome: str
     started: float
     retry_after: float | None = None
+
+
+def is_transient(exc: Exception, received: int, method: bytes, retry_non_idempotent: bool) -> bool:
+    """Whether a failed attempt may be retried (the rules are in the module docstring).
+    ``received``: bytes of the response that had arrived when it failed."""
+    if isinstance(exc, PortsExhaustedError | FileDescriptorsExhaustedError):
+        return False  # waiting for a port would be charged to latency: raise at once
+    if isinstance(exc, ConnectTimeout):
+        return True
+    if isinstance(exc, ConnectError):
+        # refused, reset, unreachable: nothing was sent. Not a TLS verification failure.
+        return isinstance(exc.__cause__, OSError) and not isinstance(exc.__cause__, ssl.SSLError)
+    if isinstance(exc, TimeoutError | StreamClosed | RemoteProtocolError):
+        return False
+    if isinstance(exc, ReadError | WriteError):
+        # Closed before any byte of the response: the request may have reached the server.
+        return received == 0 and (retry_non_idempotent or method in IDEMPOTENT_METHODS)
+    return False
