@@ -182,3 +182,26 @@ async def test_the_openai_package_accepts_the_fake(nursery: trio.Nursery) -> Non
         "embedding": [1.0, 2.0, 3.0, 4.0],
         "models": ["fake-model"],
     }
+
+
+async def test_waiting_for_a_permit_is_not_time_to_first_token(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Two streams through one permit: the second waits for the first (0.3 s), and that wait is
+    # reported as queueing, not as the server's TTFT.
+    server = await start(nursery, FakeOpenAI(output_tokens=3, ttft=0.2, itl=0.05))
+    summaries = []
+    async with trio_infer.Client(server.url, limiter=1) as client:
+
+        async def one() -> None:
+            async with client.openai.stream_completions(model="fake-model", prompt="x") as stream:
+                async for _chunk in stream:
+                    pass
+            summaries.append(stream.summary)
+
+        async with trio.open_nursery() as calls:
+            calls.start_soon(one)
+            calls.start_soon(one)
+    first, second = summaries
+    assert (first.queued, first.ttft, first.e2e) == pytest.approx((0.0, 0.2, 0.3))
+    assert (second.queued, second.ttft, second.e2e) == pytest.approx((0.3, 0.2, 0.3))

@@ -777,6 +777,9 @@ class Client:
                         await permit.acquire()
             finally:
                 pool.waiting_for_permit -= 1
+            permitted = now()
+        else:
+            permitted = start
         if not permit.held:
             raise PoolTimeout(
                 f"no permit within the pool timeout of {t.pool}s "
@@ -890,6 +893,7 @@ class Client:
             sent,
             conn.first_byte_at,
         )
+        response._t_permitted = permitted
         if attempts is not None:
             response._attempts = (
                 *attempts,

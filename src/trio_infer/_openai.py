@@ -8,9 +8,11 @@ know are kept (``.raw``), and wrapped in frozen typed values for the fields it d
 Streaming (``stream_chat_completions`` / ``stream_completions``) asks for usage in the last
 chunk (``stream_options.include_usage``) unless told not to. The summary's token count comes
 from that usage when the server sends it, else from the number of chunks that carried text,
-and ``token_count_source`` says which. Timing follows vLLM's benchmark definitions:
-TTFT from the request's start to the first chunk with text, inter-token latencies between
-consecutive chunks with text, TPOT = (last - first) / (completion tokens - 1).
+and ``token_count_source`` says which. Timing follows vLLM's benchmark definitions, measured
+from the moment the call got its permit (waiting for one is the client's own queueing, and is
+reported apart as ``queued``, so a saturated limiter cannot pass for a slow server): TTFT to
+the first chunk with text, inter-token latencies between consecutive chunks with text,
+TPOT = (last - first) / (completion tokens - 1), e2e to ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -186,10 +188,11 @@ class StreamSummary:
         completion_tokens: from usage, else the number of chunks that carried text.
         token_count_source: ``"usage"`` or ``"chunks"``: where ``completion_tokens`` came from.
         chunks: chunks received that carried choices.
-        ttft: seconds from the request's start to the first chunk with text (None: no text).
+        queued: seconds the call waited for a permit before it could be sent (client-side).
+        ttft: seconds from the permit to the first chunk with text (None: no text).
         inter_token_latencies: seconds between consecutive chunks with text.
         tpot: (last text chunk - first) / (completion_tokens - 1); None below 2 tokens.
-        e2e: seconds from the request's start to the end of the stream.
+        e2e: seconds from the permit to the end of the stream.
         finish_reason: the first choice's finish reason.
         usage: the server's usage, if sent.
     """
@@ -199,6 +202,7 @@ class StreamSummary:
     completion_tokens: int
     token_count_source: Literal["usage", "chunks"]
     chunks: int
+    queued: float
     ttft: float | None
     inter_token_latencies: tuple[float, ...]
     tpot: float | None
@@ -286,7 +290,8 @@ class TokenStream:
         )
 
     def _finish(self, end: float) -> None:
-        start = self.response.timing.start
+        timing = self.response.timing
+        start = timing.permitted
         times = self._text_times
         usage = self._usage
         if usage is not None and usage.completion_tokens is not None:
@@ -299,6 +304,7 @@ class TokenStream:
             completion_tokens=tokens,
             token_count_source=source,  # type: ignore[arg-type]
             chunks=self._chunks,
+            queued=timing.queued,
             ttft=times[0] - start if times else None,
             inter_token_latencies=tuple(b - a for a, b in itertools.pairwise(times)),
             tpot=(times[-1] - times[0]) / (tokens - 1) if tokens > 1 and times else None,

@@ -34,6 +34,8 @@ class Timing:
     Attributes:
         start: the call was made (before waiting for a permit).
         connected: a connection was ready: checked out of the pool, or newly connected.
+        permitted: the permit was granted (``start`` when one was free at once); the time
+            before it is the client's own queueing, not the server's.
         sent: the whole request was written.
         first_byte: the first byte of the response arrived.
         end: the last byte of the body arrived (``None`` while a stream is still open, and for
@@ -45,6 +47,12 @@ class Timing:
     sent: float
     first_byte: float
     end: float | None
+    permitted: float
+
+    @property
+    def queued(self) -> float:
+        """Seconds the call waited for a permit (client-side queueing)."""
+        return self.permitted - self.start
 
     @property
     def ttfb(self) -> float:
@@ -99,6 +107,7 @@ class Response:
         "_t_connected",
         "_t_end",
         "_t_first_byte",
+        "_t_permitted",
         "_t_sent",
         "_t_start",
         "_target",
@@ -144,6 +153,7 @@ class Response:
         self._read_timeout: float | None = None
         self._streaming = False
         self._attempts: tuple[Attempt, ...] | None = None
+        self._t_permitted = start
 
     # --- metadata --------------------------------------------------------------------------
 
@@ -170,7 +180,12 @@ class Response:
     @property
     def timing(self) -> Timing:
         return Timing(
-            self._t_start, self._t_connected, self._t_sent, self._t_first_byte, self._t_end
+            self._t_start,
+            self._t_connected,
+            self._t_sent,
+            self._t_first_byte,
+            self._t_end,
+            self._t_permitted,
         )
 
     @property
