@@ -19,6 +19,7 @@ The life of an exchange (``_open``):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json as _json
 import logging
@@ -33,7 +34,7 @@ from typing import Any, Final, Self, TypeVar
 import trio
 
 from ._budget import ConnectionBudget, budget_for
-from ._codec import resolve_parser
+from ._codec import MAX_HEADER_BYTES, resolve_parser
 from ._config import UNSET, Unset, read_environment, resolve_arguments
 from ._endpoint import Endpoint, parse_endpoint
 from ._errors import (
@@ -291,7 +292,7 @@ class Client:
         tcp_quickack: bool = True,
         retry: Retry | None = None,
         retry_non_idempotent: bool = False,
-        max_header_bytes: int = 65536,
+        max_header_bytes: int = MAX_HEADER_BYTES,
         max_body_bytes: int | None = None,
         stats_interval: float | None = None,
     ) -> None:
@@ -397,8 +398,6 @@ class Client:
         self._exit_stack: AsyncExitStack | None = None
         self._now: Callable[[], float] = trio.current_time
         self._state = "new"
-        self._openai: OpenAIAPI | None = None
-        self._kserve: KServeAPI | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -732,12 +731,7 @@ class Client:
         while not codec.done and codec.received < limit:
             await conn.pump(read)
         codec.body.clear()
-        pool.responses += 1
-        pool.bytes_received += codec.received
-        if codec.done and codec.keep_alive:
-            pool.checkin(conn, conn.last_receive_at)
-        else:
-            pool.discard(conn, "policy" if conn.last_by_policy else "server_close")
+        pool.settle(conn, conn.last_receive_at)  # an unfinished codec is never keep-alive
 
     def _timeouts_for(self, timeouts: Timeouts | None) -> Timeouts:
         if timeouts is None:
@@ -901,21 +895,15 @@ class Client:
             )
         return response, conn, permit
 
-    @property
+    @functools.cached_property
     def openai(self) -> OpenAIAPI:
         """The OpenAI-compatible API over this client's endpoints (``_openai.py``)."""
-        api = self._openai
-        if api is None:
-            api = self._openai = OpenAIAPI(self)
-        return api
+        return OpenAIAPI(self)
 
-    @property
+    @functools.cached_property
     def kserve(self) -> KServeAPI:
         """The KServe v2 / Triton REST API over this client's endpoints (``_kserve.py``)."""
-        api = self._kserve
-        if api is None:
-            api = self._kserve = KServeAPI(self)
-        return api
+        return KServeAPI(self)
 
     # --- statistics ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from typing import Literal, Protocol
 from ._headers import RawHead
 
 __all__ = [
+    "MAX_HEADER_BYTES",
     "NO_HEADERS",
     "Codec",
     "ParserName",
@@ -38,6 +39,9 @@ __all__ = [
 
 ParserName = Literal["httptools", "h11"]
 Headers = list[tuple[bytes, bytes]]
+
+#: The default limit on a response head, in bytes (``Client(max_header_bytes=...)``).
+MAX_HEADER_BYTES = 65536
 
 #: The placeholder a codec's ``headers`` holds until ``headers_done``: one shared list, never
 #: mutated, so starting an exchange allocates nothing for it.
@@ -106,7 +110,7 @@ def resolve_parser(name: str) -> ParserName:
     raise ConfigError(f"parser={name!r} is not a parser backend; pass 'httptools' or 'h11'")
 
 
-def make_codec(name: ParserName, max_head: int = 65536) -> Codec:
+def make_codec(name: ParserName, max_head: int = MAX_HEADER_BYTES) -> Codec:
     """A codec; ``max_head`` lets the h11 backend buffer a head that large (it refuses
     larger ones itself; the client enforces the limit for both backends)."""
     if name == "httptools":

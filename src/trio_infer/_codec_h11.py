@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import h11
 
-from ._codec import NO_HEADERS, Headers, ProtocolViolation, serialize_request, wants_close
+from ._codec import (
+    MAX_HEADER_BYTES,
+    NO_HEADERS,
+    Headers,
+    ProtocolViolation,
+    serialize_request,
+    wants_close,
+)
 from ._headers import RawHead
 
 __all__ = ["H11Codec"]
@@ -50,7 +57,7 @@ class H11Codec:
         "status",
     )
 
-    def __init__(self, max_head: int = 65536) -> None:
+    def __init__(self, max_head: int = MAX_HEADER_BYTES) -> None:
         self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head)
         self.status = 0
         self.reason = b""

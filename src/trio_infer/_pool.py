@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._budget import Destination, destinations_from_addrinfo
-from ._codec import ParserName, make_codec
+from ._codec import MAX_HEADER_BYTES, ParserName, make_codec
 from ._errors import (
     ConnectError,
     FileDescriptorsExhaustedError,
@@ -162,7 +162,7 @@ class EndpointPool:
         self.routes: list[tuple[Destination, tuple[int, int, int, Any], SourceRotation | None]] = []
         self._next_route = 0
         self.has_sources = False
-        self.max_header_bytes = 65536
+        self.max_header_bytes = MAX_HEADER_BYTES
         #: the per-endpoint cap on open connections (None: only the client-wide cap)
         self.limit: int | None = None
         #: usable ephemeral ports per (source, destination) pair, for error messages
@@ -397,6 +397,12 @@ class EndpointPool:
     def end_exchange(self, conn: Connection, permit: Permit, end: float) -> None:
         """The body ended cleanly: pool the connection (or close it without keep-alive), then
         return the permit, so the next permit holder finds the connection idle."""
+        self.settle(conn, end)
+        permit.release()
+
+    def settle(self, conn: Connection, end: float) -> None:
+        """Count a response whose reading ended and pool its connection if its codec says
+        keep-alive and the policy allows; close it otherwise. The permit is the caller's."""
         self.responses += 1
         self.bytes_received += conn.codec.received
         if not conn.codec.keep_alive:
@@ -406,7 +412,6 @@ class EndpointPool:
             self.discard(conn, "policy")
         else:
             self.checkin(conn, end)
-        permit.release()
 
     def abort_exchange(
         self, conn: Connection | None, permit: Permit, exc: BaseException | None
