@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import trio
 
-from ._errors import Error, HTTPStatusError, StreamClosed
+from ._errors import Error, HTTPStatusError, ResponseTooLarge, StreamClosed
 from ._headers import Headers, RawHead
 from ._retry import Attempt
 from ._sse import Line, LineDecoder, ServerSentEvent, SSEDecoder
@@ -227,13 +227,31 @@ class Response:
 
     # --- body, streamed --------------------------------------------------------------------
 
-    async def aread(self) -> bytes:
-        """Read the rest of the body, store it as ``content``, and return it."""
+    async def aread(self, *, max_bytes: int | None = None) -> bytes:
+        """Read the rest of the body, store it as ``content``, and return it.
+
+        ``max_bytes`` bounds what is held in memory: a body that grows past it closes the
+        response and raises :class:`ResponseTooLarge` (``None``: no limit).
+        """
         if self._content is not None:
+            if max_bytes is not None and len(self._content) > max_bytes:
+                raise self._too_large(max_bytes)
             return self._content
-        parts = [chunk.data async for chunk in self.aiter_bytes()]
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.aiter_bytes():
+            size += len(chunk.data)
+            if max_bytes is not None and size > max_bytes:
+                self.close()
+                raise self._too_large(max_bytes)
+            parts.append(chunk.data)
         self._content = b"".join(parts)
         return self._content
+
+    def _too_large(self, max_bytes: int) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"the response body exceeds max_bytes={max_bytes}", endpoint=self.endpoint, phase="read"
+        )
 
     def aiter_bytes(self) -> _BodyIterator[Chunk]:
         """The body as :class:`Chunk` values, as they arrive."""
