@@ -533,7 +533,7 @@ async def test_client_exit_closes_everything(server: TestServer, parser: str) ->
     assert (stats.idle, stats.active, stats.open_connections) == (0, 0, 0)
     assert stats.opened == stats.closed
     await server.wait_until(lambda s: s.connections_open == 0)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(trio_infer.ClientClosed, match="closed"):
         await client.request("GET", "/json")
 
 

@@ -6,6 +6,7 @@ from ._budget import connection_budget as connection_budget
 from ._client import Client as Client
 from ._endpoint import Endpoint as Endpoint
 from ._endpoint import parse_endpoint as parse_endpoint
+from ._errors import ClientClosed as ClientClosed
 from ._errors import ConfigError as ConfigError
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectTimeout as ConnectTimeout
@@ -18,6 +19,7 @@ from ._errors import PortsExhaustedError as PortsExhaustedError
 from ._errors import ReadError as ReadError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import RequestMayHaveBeenProcessed as RequestMayHaveBeenProcessed
 from ._errors import ResponseTooLarge as ResponseTooLarge
 from ._errors import StreamClosed as StreamClosed
 from ._errors import TimeoutError as TimeoutError

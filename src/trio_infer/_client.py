@@ -32,32 +32,23 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import trio
+from trio.lowlevel import enable_ki_protection
 
+from ._background import Background, sweep_tick
 from ._budget import ConnectionBudget, budget_for
 from ._codec import MAX_HEADER_BYTES, resolve_parser
 from ._config import UNSET, Unset, read_environment, resolve_arguments
 from ._endpoint import Endpoint, parse_endpoint
-from ._errors import (
-    ConfigError,
-    Error,
-    InvalidRequest,
-    PoolTimeout,
-    ReadError,
-    ResponseTooLarge,
-    TotalTimeout,
-    TransportError,
-    WriteError,
-)
-from ._headers import SECRET_HEADERS, Headers
-from ._http11 import Connection
+from ._errors import ClientClosed, ConfigError, InvalidRequest, TotalTimeout
+from ._exchange import Exchange, ExchangeContext
+from ._headers import SECRET_HEADERS
 from ._keepalive import KeepAlive
 from ._kserve import KServeAPI
 from ._nursery import open_background_nursery
 from ._openai import OpenAIAPI
-from ._permits import Permit
 from ._pool import ConnectionSlots, EndpointPool
 from ._response import Response
-from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, is_transient, parse_retry_after
+from ._retry import Retry
 from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
 from ._stats import ClientStats, EndpointStats, SourceStats
 from ._timeouts import Timeouts
@@ -367,8 +358,9 @@ class Client:
             raise ConfigError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
         if ssl_context is None and any(e.scheme == "https" for e in parsed):
             ssl_context = ssl.create_default_context()
-        if ssl_context is not None:
             ssl_context.set_alpn_protocols(["http/1.1"])
+        # A caller's context is used as given (its ALPN list included): the connection
+        # refuses a server that picks anything but HTTP/1.1 (``Connection.connect``).
 
         self._slots = ConnectionSlots(max_connections or 1)
         self._pools: list[EndpointPool] = []
@@ -392,12 +384,21 @@ class Client:
             self._pools.append(pool)
         self._slots.pools = self._pools
         self._next_pool = itertools.cycle(self._pools).__next__
-        self._tick = self._sweep_tick(timeouts)
-        self._sweeper_parked: trio.Event | None = None
-        self._nursery: trio.Nursery | None = None
+        self._tick = sweep_tick(timeouts)
+        self._ctx = ExchangeContext(self.limiter, self.max_header_bytes, self.max_body_bytes)
+        self._background = Background(
+            self._pools,
+            trio.current_time,
+            lambda: self.stats().summary(),
+            self.stats_interval,
+            self._tick,
+        )
         self._exit_stack: AsyncExitStack | None = None
         self._now: Callable[[], float] = trio.current_time
         self._state = "new"
+
+    def _wake_sweeper(self) -> None:
+        self._background.wake()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -407,21 +408,18 @@ class Client:
         self._state = "open"
         # Bind the run's clock once: trio.current_time() looks the runner up on every call,
         # and an exchange reads the clock half a dozen times.
-        now = self._now = trio.lowlevel.current_clock().current_time
+        now = self._now = self._ctx.now = trio.lowlevel.current_clock().current_time
+        self._background._now = now
         for pool in self._pools:
             pool.now = now
         stack = AsyncExitStack()
         try:
-            self._nursery = await stack.enter_async_context(open_background_nursery())
+            nursery = await stack.enter_async_context(open_background_nursery())
             stack.callback(self.close)
             await self._plan_connections()
-            self._nursery.start_soon(self._sweeper, name="trio_infer sweeper")
-            if self.stats_interval is not None:
-                self._nursery.start_soon(
-                    self._log_stats, self.stats_interval, name="trio_infer stats logger"
-                )
+            await nursery.start(self._background.run)
         except BaseException:
-            self._state = "closed"
+            self.close()
             await stack.aclose()
             raise
         self._exit_stack = stack
@@ -463,57 +461,29 @@ class Client:
         if stack is not None:
             await stack.__aexit__(exc_type, exc, tb)
 
+    @enable_ki_protection
     def close(self) -> None:
-        """Close every connection and stop background work (``__aexit__`` does this).
+        """Close the client: every connection is closed, every permit it holds returned, and
+        the background tasks stopped (leaving the ``async with`` block does this).
 
-        Synchronous, so it completes even under cancellation. Exchanges still running fail
-        with :class:`StreamClosed`; their permits are returned here.
+        Synchronous, so it completes even under cancellation, and safe to call inside the
+        block: the block's body is not cancelled. Every exchange in progress, and every call
+        waiting for a permit, a connection or a retry's backoff, fails with
+        :class:`ClientClosed`; so does every later call, before anything is sent.
         """
         if self._state == "closed":
             return
         self._state = "closed"
+        ctx = self._ctx
+        ctx.closed = True
+        self._slots.closed = True  # free slots are handed to nobody any more
+        for exchange in list(ctx.waiting):
+            exchange.abort(None)
         for pool in self._pools:
+            for exchange in pool.exchanges():
+                exchange.abort(None)
             pool.close_all()
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-
-    # --- background ------------------------------------------------------------------------
-
-    @staticmethod
-    def _sweep_tick(timeouts: Timeouts) -> float:
-        limits = [t for t in (timeouts.connect, timeouts.write, timeouts.read) if t is not None]
-        smallest = min(limits, default=math.inf) / 10
-        return max(_SWEEP_MIN, min(_SWEEP_MAX, smallest))
-
-    def _wake_sweeper(self) -> None:
-        parked = self._sweeper_parked
-        if parked is not None:
-            self._sweeper_parked = None
-            parked.set()
-
-    async def _sweeper(self) -> None:
-        """Enforce phase deadlines and idle expiry; park while there are no connections."""
-        pools = self._pools
-        while True:
-            if all(pool.is_empty for pool in pools):
-                parked = self._sweeper_parked = trio.Event()
-                await parked.wait()
-            await trio.sleep(self._tick)
-            now = self._now()
-            for pool in pools:
-                pool.sweep(now)
-
-    async def _log_stats(self, interval: float) -> None:
-        """One structured INFO line per interval: the JSON of ``stats().summary()``, also
-        attached to the record as ``record.trio_infer_stats``. No header appears in it."""
-        while True:
-            await trio.sleep(interval)
-            summary = self.stats().summary()
-            _log.info(
-                "trio_infer stats %s",
-                _json.dumps(summary, sort_keys=True, separators=(",", ":")),
-                extra={"trio_infer_stats": summary},
-            )
+        self._background.stop()
 
     # --- requests --------------------------------------------------------------------------
 
@@ -527,10 +497,12 @@ class Client:
         json: Any,
     ) -> tuple[EndpointPool, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
         if self._state != "open":
-            raise RuntimeError(
-                "use the client inside 'async with Client(...) as client:'"
-                if self._state == "new"
-                else "this Client is closed"
+            if self._state == "new":
+                raise RuntimeError("use the client inside 'async with Client(...) as client:'")
+            raise ClientClosed(
+                "the client is closed; make calls inside its 'async with' block",
+                endpoint=self._pools[0].url,
+                phase="pool",
             )
         pool = self._next_pool()
         raw_method = _METHODS.get(method)
@@ -570,6 +542,44 @@ class Client:
             request_headers = _merge(request_headers, _encode_headers(headers))
         return pool, raw_method, target, request_headers, body
 
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+        content: bytes | None,
+        json: Any,
+        timeouts: Timeouts | None,
+        retry: Retry | None,
+        retry_non_idempotent: bool | None,
+    ) -> Exchange:
+        pool, raw_method, target, request_headers, body = self._prepare(
+            method, path, params, headers, content, json
+        )
+        tick = self._tick
+        if timeouts is None:
+            t = self.timeouts
+        elif isinstance(timeouts, Timeouts):
+            t = timeouts
+            tick = sweep_tick(t)
+            if tick < self._tick:
+                self._background.hurry(tick)
+        else:
+            raise InvalidRequest(f"timeouts={timeouts!r} must be a trio_infer.Timeouts")
+        if retry is None:
+            retry = self.retry
+        elif not isinstance(retry, Retry):
+            raise InvalidRequest(f"retry={retry!r} must be a trio_infer.Retry")
+        unsafe = (
+            self.retry_non_idempotent
+            if retry_non_idempotent is None
+            else bool(retry_non_idempotent)
+        )
+        return Exchange(
+            self._ctx, pool, raw_method, target, request_headers, body, t, retry, unsafe, tick
+        )
+
     async def request(
         self,
         method: str,
@@ -590,68 +600,32 @@ class Client:
         back. Cancellation at any point closes the connection and returns the permit.
         A 4xx/5xx status is a normal response: call ``raise_for_status()`` to raise.
         ``retry``, ``retry_non_idempotent`` and ``timeouts`` override the client's for this
-        call; ``Timeouts.total`` bounds every attempt and backoff together.
+        call; ``Timeouts.total`` bounds every attempt and backoff together. A request that
+        may have reached the server is re-sent only when that is safe (``_exchange.py``);
+        otherwise :class:`RequestMayHaveBeenProcessed` says so.
         """
-        pool, raw_method, target, request_headers, body = self._prepare(
-            method, path, params, headers, content, json
+        exchange = self._exchange(
+            method, path, params, headers, content, json, timeouts, retry, retry_non_idempotent
         )
-        t = self._timeouts_for(timeouts)
-        r = self.retry if retry is None else self._checked_retry(retry)
-        unsafe = (
-            self.retry_non_idempotent
-            if retry_non_idempotent is None
-            else bool(retry_non_idempotent)
-        )
-        if t.total is None:
-            return await self._request(
-                pool, raw_method, target, request_headers, body, t, r, unsafe
-            )
-        with trio.move_on_after(t.total):
-            return await self._request(
-                pool, raw_method, target, request_headers, body, t, r, unsafe
-            )
-        raise TotalTimeout(
-            f"{method} {path} did not complete within the total timeout of {t.total}s",
-            endpoint=pool.url,
+        total = exchange.timeouts.total
+        if total is None:
+            response = await exchange.open()
+            await response._receive_all(self.max_body_bytes, "max_body_bytes")
+            return response
+        with trio.move_on_after(total):
+            response = await exchange.open()
+            await response._receive_all(self.max_body_bytes, "max_body_bytes")
+            return response
+        raise self._total_timeout(method, path, exchange)
+
+    @staticmethod
+    def _total_timeout(method: str, path: str, exchange: Exchange) -> TotalTimeout:
+        return TotalTimeout(
+            f"{method} {path} did not complete within the total timeout of "
+            f"{exchange.timeouts.total}s",
+            endpoint=exchange.pool.url,
             phase="total",
         )
-
-    async def _request(
-        self,
-        pool: EndpointPool,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        t: Timeouts,
-        retry: Retry,
-        retry_non_idempotent: bool,
-    ) -> Response:
-        response, conn, permit = await self._open(
-            pool, method, target, headers, body, t, retry, retry_non_idempotent
-        )
-        try:
-            codec = conn.codec
-            read = t.read
-            max_body = self.max_body_bytes
-            if max_body is None:
-                while not codec.done:
-                    await conn.pump(read)
-            else:
-                limit = codec.received + max_body  # body bytes as received, framing included
-                while not codec.done:
-                    await conn.pump(read)
-                    if codec.received > limit:
-                        raise self._too_large(pool, "body", max_body)
-        except BaseException as exc:
-            pool.abort_exchange(conn, permit, exc)
-            raise
-        chunks = codec.body
-        response._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()  # the codec reuses the list; an idle connection must not pin the body
-        end = response._t_end = conn.last_receive_at
-        pool.end_exchange(conn, permit, end)
-        return response
 
     @asynccontextmanager
     async def stream(
@@ -671,229 +645,25 @@ class Client:
 
         Read the body inside the block (``aiter_sse``, ``aiter_lines``, ``aiter_bytes``,
         ``aread``). The permit and the connection are held until the body ends; leaving the
-        block early (``break``, exception, cancellation) closes the connection and returns the
-        permit. ``Timeouts.total`` bounds the whole block, the caller's work in it included.
-        Failures before the head arrives are retried as in :meth:`request`; once the
-        response is handed to the caller nothing is retried.
+        block before the body has arrived (``break``, exception, cancellation) closes the
+        connection and returns the permit. ``Timeouts.total`` bounds the whole block, the
+        caller's work in it included. Failures before the head arrives are retried as in
+        :meth:`request`; once the response is handed to the caller nothing is retried.
         """
-        pool, raw_method, target, request_headers, body = self._prepare(
-            method, path, params, headers, content, json
+        exchange = self._exchange(
+            method, path, params, headers, content, json, timeouts, retry, retry_non_idempotent
         )
-        t = self._timeouts_for(timeouts)
-        r = self.retry if retry is None else self._checked_retry(retry)
-        unsafe = (
-            self.retry_non_idempotent
-            if retry_non_idempotent is None
-            else bool(retry_non_idempotent)
-        )
+        total = exchange.timeouts.total
         with trio.CancelScope(
-            deadline=trio.current_time() + t.total if t.total is not None else math.inf
+            deadline=trio.current_time() + total if total is not None else math.inf
         ) as scope:
-            response, conn, permit = await self._open(
-                pool, raw_method, target, request_headers, body, t, r, unsafe
-            )
+            response = await exchange.open()
             try:
-                response._conn = conn
-                response._pool = pool
-                response._permit = permit
-                response._read_timeout = t.read
                 yield response
             finally:
                 response.close()
         if scope.cancelled_caught:
-            raise TotalTimeout(
-                f"{method} {path} did not complete within the total timeout of {t.total}s",
-                endpoint=pool.url,
-                phase="total",
-            )
-
-    @staticmethod
-    def _too_large(pool: EndpointPool, part: str, limit: int) -> ResponseTooLarge:
-        knob = "max_header_bytes" if part == "head" else "max_body_bytes"
-        hint = "" if part == "head" else ", or use stream() to read it as it arrives"
-        return ResponseTooLarge(
-            f"the response {part} exceeds {knob}={limit}; raise {knob}{hint}",
-            endpoint=pool.url,
-            phase="read",
-        )
-
-    @staticmethod
-    def _checked_retry(retry: Retry) -> Retry:
-        if not isinstance(retry, Retry):
-            raise InvalidRequest(f"retry={retry!r} must be a trio_infer.Retry")
-        return retry
-
-    async def _set_aside(self, pool: EndpointPool, conn: Connection, read: float | None) -> None:
-        """A response that will be retried: read its (small) body so the connection can be
-        reused, or close it; the permit stays with the call."""
-        codec = conn.codec
-        limit = codec.received + _SET_ASIDE_BODY
-        while not codec.done and codec.received < limit:
-            await conn.pump(read)
-        codec.body.clear()
-        pool.settle(conn, conn.last_receive_at)  # an unfinished codec is never keep-alive
-
-    def _timeouts_for(self, timeouts: Timeouts | None) -> Timeouts:
-        if timeouts is None:
-            return self.timeouts
-        if not isinstance(timeouts, Timeouts):
-            raise InvalidRequest(f"timeouts={timeouts!r} must be a trio_infer.Timeouts")
-        self._tick = min(self._tick, self._sweep_tick(timeouts))
-        return timeouts
-
-    async def _open(
-        self,
-        pool: EndpointPool,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        t: Timeouts,
-        retry: Retry,
-        retry_non_idempotent: bool,
-    ) -> tuple[Response, Connection, Permit]:
-        """Take a permit and a connection, send, and receive the response head, retrying
-        transient failures (``_retry.py``) while holding the one permit.
-
-        On success the caller owns the connection (active) and the permit, and must end the
-        exchange with checkin/discard and ``permit.release()``. On failure both are released.
-        """
-        now = self._now
-        start = now()
-        permit = Permit(self.limiter)
-        if not permit.try_acquire():
-            pool.waiting_for_permit += 1
-            try:
-                if t.pool is None:
-                    await permit.acquire()
-                else:
-                    with trio.move_on_after(t.pool):
-                        await permit.acquire()
-            finally:
-                pool.waiting_for_permit -= 1
-            permitted = now()
-        else:
-            permitted = start
-        if not permit.held:
-            raise PoolTimeout(
-                f"no permit within the pool timeout of {t.pool}s "
-                f"({self.limiter.borrowed_tokens}/{self.limiter.total_tokens} in use)",
-                endpoint=pool.url,
-                phase="pool",
-            )
-        conn: Connection | None = None
-        read = t.read
-        max_requests = pool.max_requests
-        max_head = self.max_header_bytes
-        connected = sent = start
-        attempts: list[Attempt] | None = None  # only a call that retries pays for the list
-        attempt = 1
-        attempt_start = start
-        try:
-            while True:
-                try:
-                    conn = pool.take_idle()
-                    if conn is None:
-                        pool_deadline = start + t.pool if t.pool is not None else math.inf
-                        conn = await pool.checkout(t.connect, pool_deadline)
-                    conn.permit = permit
-                    while True:
-                        connected = now()
-                        codec = conn.codec
-                        send_headers = headers
-                        if max_requests is not None and conn.requests + 1 >= max_requests:
-                            # recycle: the connection's last exchange asks the server to close
-                            send_headers = _merge(headers, _CLOSE)
-                            conn.last_by_policy = True
-                        try:
-                            data = conn.start(method, target, send_headers, body)
-                            pool.bytes_sent += len(data)
-                            await conn.send_all(data, t.write)
-                            sent = now()
-                            while not codec.headers_done:
-                                await conn.pump(read)
-                                if codec.received > max_head and not codec.headers_done:
-                                    raise self._too_large(pool, "head", max_head)
-                            if codec.head_size > max_head:
-                                raise self._too_large(pool, "head", max_head)
-                            break
-                        except (ReadError, WriteError):
-                            if conn.requests == 1 or codec.received or conn.expired is not None:
-                                raise
-                        # The stale keep-alive race: the server closed this idle connection
-                        # before it saw our request, so nothing reached the application.
-                        # Replace it, once, without counting an attempt: the replacement is
-                        # fresh, so a failure on it is raised above.
-                        pool.discard(conn, "server_close")
-                        pool.stale_retries += 1
-                        conn = None
-                        conn = await pool.connect(t.connect)
-                        conn.permit = permit
-                except TransportError as exc:
-                    received = conn.codec.received if conn is not None else 0
-                    if attempt >= retry.attempts or not is_transient(
-                        exc, received, method, retry_non_idempotent
-                    ):
-                        raise
-                    if conn is not None:
-                        pool.bytes_received += conn.codec.received
-                        pool.discard(conn, "error")
-                        conn = None
-                    outcome = f"{type(exc).__name__}: {exc}"
-                    retry_after = None
-                else:
-                    status = conn.codec.status
-                    if (
-                        status not in retry.statuses
-                        or attempt >= retry.attempts
-                        or not (retry_non_idempotent or method in IDEMPOTENT_METHODS)
-                    ):
-                        break
-                    outcome = f"status {status}"
-                    retry_after = parse_retry_after(Headers(conn.codec.headers).get("retry-after"))
-                    await self._set_aside(pool, conn, t.read)
-                    conn = None
-                delay = retry.delay(attempt, retry_after)
-                if attempts is None:
-                    attempts = []
-                attempts.append(Attempt(attempt, outcome, attempt_start, delay))
-                pool.retries += 1
-                await trio.sleep(delay)
-                attempt += 1
-                attempt_start = now()
-        except BaseException as exc:
-            if attempts is not None and isinstance(exc, Error):
-                exc.attempts = (
-                    *attempts,
-                    Attempt(attempt, f"{type(exc).__name__}: {exc}", attempt_start),
-                )
-            pool.abort_exchange(conn, permit, exc)
-            raise
-        codec = conn.codec
-        pool.status_counts[codec.status // 100] += 1
-        if pool.worker_header is not None:
-            pool.count_worker(codec.headers, conn.first_byte_at)
-        response = Response(
-            codec.status,
-            codec.reason,
-            codec.http_version,
-            codec.headers,
-            _METHOD_NAMES.get(method) or method.decode("ascii"),
-            target,
-            pool.url,
-            pool.origin,
-            start,
-            connected,
-            sent,
-            conn.first_byte_at,
-        )
-        response._t_permitted = permitted
-        if attempts is not None:
-            response._attempts = (
-                *attempts,
-                Attempt(attempt, f"status {codec.status}", attempt_start),
-            )
-        return response, conn, permit
+            raise self._total_timeout(method, path, exchange)
 
     @functools.cached_property
     def openai(self) -> OpenAIAPI:

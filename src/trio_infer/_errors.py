@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._response import Response
 
 __all__ = [
+    "ClientClosed",
     "ConfigError",
     "ConnectError",
     "FileDescriptorsExhaustedError",
@@ -36,6 +37,7 @@ __all__ = [
     "ReadTimeout",
     "ResponseTooLarge",
     "RemoteProtocolError",
+    "RequestMayHaveBeenProcessed",
     "StreamClosed",
     "TimeoutError",
     "TotalTimeout",
@@ -113,6 +115,23 @@ class ResponseTooLarge(TransportError):
 
 class StreamClosed(TransportError):
     """The response stream was closed (possibly by another task) while it was being read."""
+
+
+class ClientClosed(StreamClosed):
+    """The client's ``async with`` block ended, or :meth:`Client.close` was called.
+
+    Every call still waiting (for a permit, a connection, or a retry's backoff) fails with
+    this at once, every call made afterwards fails with it before anything is sent, and an
+    exchange in progress is cut short with it. A closed client opens no connection.
+    """
+
+
+class RequestMayHaveBeenProcessed(ReadError):
+    """The connection failed after the whole request was sent and before any byte of the
+    response arrived, and the request was not re-sent because re-sending it may not be safe:
+    the server may have received and processed it (a POST that charged a card would charge it
+    twice). Re-sent automatically only for idempotent methods, a request carrying an
+    ``Idempotency-Key`` header, or with ``retry_non_idempotent=True``."""
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):

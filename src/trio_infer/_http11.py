@@ -1,6 +1,6 @@
 """One HTTP/1.1 connection: a socket (or TLS stream), a codec, and its bookkeeping.
 
-The I/O here is deliberately thin: :meth:`Connection.send_all` and :meth:`Connection.pump`
+The I/O here is deliberately thin: :meth:`Connection.send_request` and :meth:`Connection.pump`
 (receive one chunk, feed it to the codec) are the only awaits of an exchange once connected.
 Everything protocol-shaped lives in the sans-IO codec (``_codec*.py``).
 
@@ -42,37 +42,41 @@ from trio.lowlevel import (
 from ._codec import Codec, ProtocolViolation
 from ._errors import (
     TIMEOUT_BY_PHASE,
+    ConnectError,
     ReadError,
     RemoteProtocolError,
     TransportError,
     map_transport_error,
 )
+from ._state import ConnState
 
 if TYPE_CHECKING:
     import ssl
 
-    from ._permits import Permit
+    from ._exchange import Exchange
 
 __all__ = ["Connection"]
 
 RECEIVE_SIZE: Final = 65536
 _INF: Final = math.inf
-_PEEK: Final = _socket.MSG_PEEK | getattr(_socket, "MSG_DONTWAIT", 0)
+_NOWAIT: Final = getattr(_socket, "MSG_DONTWAIT", 0)
+_PEEK: Final = _socket.MSG_PEEK | _NOWAIT
 #: Linux's TCP_QUICKACK (12); elsewhere 0, and quick acknowledgements are off.
 _QUICKACK: Final[int] = getattr(_socket, "TCP_QUICKACK", 0)
 
 
 class Connection:
-    """A connection to one endpoint. Its state is owned and moved by its ``EndpointPool``.
+    """A connection to one endpoint. Its state is owned and moved by its ``EndpointPool``
+    (``_state.next_state`` says which moves exist). While ``ACTIVE`` it carries one exchange,
+    ``exchange``, so the client's shutdown path can end it.
 
-    ``state`` is one of ``"connecting"``, ``"active"``, ``"idle"``, ``"closed"`` (see the
-    pool's module docstring for who may move it). While ``"active"`` it carries one exchange:
-    ``permit`` is that exchange's permit, so the client's shutdown path can return it.
+    It implements the pool's side of ``_interfaces.PoolConnection``; the exchange drives its
+    I/O (:meth:`start`, :meth:`send_request`, :meth:`pump`).
 
     Plain connections do their I/O on a non-blocking stdlib socket with trio's low-level waits,
     exactly as ``trio.socket`` does but without its per-call wrapper layers; TLS connections
     go through ``trio.SSLStream``. Checkpoints: :meth:`pump` always is one (a cancel point
-    and a schedule point, as trio requires); :meth:`send_all` is a cancel point and schedules
+    and a schedule point, as trio requires); :meth:`send_request` is a cancel point and schedules
     only when it has to wait, because every send is immediately followed by a pump.
     """
 
@@ -82,20 +86,22 @@ class Connection:
         "codec",
         "deadline",
         "endpoint",
+        "exchange",
         "expired",
         "first_byte_at",
         "idle_since",
         "last_by_policy",
         "last_receive_at",
+        "must_close",
         "opened_at",
-        "permit",
         "phase",
         "quickack",
         "raw",
-        "released",
         "requests",
+        "sent_bytes",
         "source",
         "state",
+        "tick",
     )
 
     def __init__(
@@ -106,7 +112,7 @@ class Connection:
         self.codec = codec
         self._now = now
         self._tls: trio.SSLStream[trio.SocketStream] | None = None
-        self.state = "connecting"
+        self.state = ConnState.CONNECTING
         self.deadline = _INF
         self.phase = "connect"
         self.expired: str | None = None
@@ -121,8 +127,31 @@ class Connection:
         self.last_by_policy = False
         #: acknowledge partial responses at once (see ``pump``); set from the client's option
         self.quickack = bool(_QUICKACK)
-        self.released = False
-        self.permit: Permit | None = None
+        #: the exchange it carries while ACTIVE (set by the pool when it hands it out)
+        self.exchange: Exchange | None = None
+        #: the sweeper's tick for the current exchange's phase limits
+        self.tick = 0.1
+        #: never reuse: the request was not sent whole (the server answered early)
+        self.must_close = False
+        #: bytes of the current request the kernel accepted (0: nothing reached the server)
+        self.sent_bytes = 0
+
+    # --- the pool's interface (_interfaces.PoolConnection) ---------------------------------
+
+    def is_available(self) -> bool:
+        """Can it take one more exchange now? HTTP/1.1 carries one at a time."""
+        return self.state is ConnState.IDLE
+
+    def is_idle(self) -> bool:
+        return self.state is ConnState.IDLE
+
+    def has_expired(self) -> bool:
+        """Must this idle connection never carry another exchange? True whenever the socket
+        is readable while no request is outstanding: bytes the server sent unasked (which
+        would otherwise be read as the next response), or its close. The pool asks on every
+        reuse, however briefly the connection was idle (its own policy, ``max_age``, aside).
+        """
+        return self.is_readable()
 
     # --- establishing ----------------------------------------------------------------------
 
@@ -158,6 +187,16 @@ class Connection:
                 )
                 self._tls = tls
                 await tls.do_handshake()
+                # The caller's context is not ours to change, so it may offer h2; this
+                # connection speaks HTTP/1.1 only and must not talk past the server.
+                chosen = tls.selected_alpn_protocol()
+                if chosen not in (None, "http/1.1"):
+                    raise ConnectError(
+                        f"the server chose ALPN protocol {chosen!r}; trio-infer speaks HTTP/1.1 "
+                        f"here: offer only 'http/1.1' in ssl_context.set_alpn_protocols()",
+                        endpoint=self.endpoint,
+                        phase="connect",
+                    )
         except Exception as exc:
             raise self.error(exc, "connect") from exc
         self.deadline = _INF
@@ -170,15 +209,24 @@ class Connection:
     ) -> bytes:
         self.first_byte_at = 0.0
         self.requests += 1
+        self.sent_bytes = 0
         return self.codec.start_request(method, target, headers, body)
 
-    async def send_all(self, data: bytes, timeout: float | None) -> None:
+    async def send_request(self, data: bytes, timeout: float | None) -> None:
+        """Send the request. ``timeout`` bounds each wait for progress, not the whole send.
+
+        A server may answer before it has read the whole request (a 413 for a body it will
+        not take, then close): while the send is blocked, an answer arriving stops it, and
+        the answer is read as the response. The connection is then never reused
+        (``must_close``): the server did not read what it was sent.
+        """
         if timeout is not None:
             self.deadline = self._now() + timeout
             self.phase = "write"
         try:
             if self._tls is not None:
                 await self._tls.send_all(data)
+                self.sent_bytes = len(data)
             else:
                 await checkpoint_if_cancelled()
                 raw = self.raw
@@ -186,15 +234,71 @@ class Connection:
                     sent = raw.send(data)
                 except BlockingIOError:
                     sent = 0
+                self.sent_bytes = sent
                 if sent < len(data):
-                    with memoryview(data) as view:
-                        while sent < len(data):
-                            await wait_writable(raw)
-                            with contextlib.suppress(BlockingIOError):
-                                sent += raw.send(view[sent:])
+                    await self._send_rest(data, sent, timeout)
         except Exception as exc:
+            if self._answered_early():
+                self.must_close = True
+                self.deadline = _INF
+                return
             raise self.error(exc, "write") from exc
         self.deadline = _INF
+
+    async def _send_rest(self, data: bytes, sent: int, timeout: float | None) -> None:
+        raw = self.raw
+        with memoryview(data) as view:
+            while sent < len(data):
+                if await _wait_writable_or_readable(raw) and self._answered_early():
+                    self.must_close = True
+                    return
+                with contextlib.suppress(BlockingIOError):
+                    sent += raw.send(view[sent:])
+                    self.sent_bytes = sent
+                    if timeout is not None:  # progress: the write limit starts again
+                        self.deadline = self._now() + timeout
+
+    def drain_nowait(self, limit: int) -> None:
+        """Feed the codec what has already arrived, up to ``limit`` bytes, without waiting:
+        a stream closed unread may have its whole body here already, and then its
+        connection can be reused. Errors leave the codec unfinished (the caller closes)."""
+        if self._tls is not None:
+            return
+        codec = self.codec
+        while not codec.done and limit > 0:
+            try:
+                data = self.raw.recv(min(limit, RECEIVE_SIZE), _NOWAIT)
+            except OSError:
+                return
+            if not data:
+                codec.feed_eof()
+                return
+            limit -= len(data)
+            self.last_receive_at = self._now()
+            try:
+                codec.feed(data)
+            except ProtocolViolation:
+                return
+
+    def _answered_early(self) -> bool:
+        """Feed what the server already sent; True once a final response head is complete."""
+        if self._tls is not None or self.raw.fileno() == -1:
+            return False
+        codec = self.codec
+        while not codec.headers_done:
+            try:
+                data = self.raw.recv(RECEIVE_SIZE, _NOWAIT)
+            except OSError:  # nothing more to read now, or a reset that took the data with it
+                return False
+            if not data:
+                return False
+            if not self.first_byte_at:
+                self.first_byte_at = self.last_receive_at = self._now()
+            try:
+                codec.feed(data)
+            except ProtocolViolation:
+                return False
+        return True
 
     async def pump(self, timeout: float | None) -> None:
         """Receive one chunk and feed it to the codec.
@@ -282,8 +386,7 @@ class Connection:
 
     def close_now(self) -> None:
         """Close the socket at once. Idempotent; wakes any task blocked on this connection
-        (trio raises ``ClosedResourceError`` in it)."""
-        self.state = "closed"
+        (trio raises ``ClosedResourceError`` in it). The state is the pool's to move."""
         self.deadline = _INF
         raw = self.raw
         if raw.fileno() != -1:
@@ -304,4 +407,28 @@ class Connection:
         return map_transport_error(exc, phase=phase, endpoint=self.endpoint)
 
     def __repr__(self) -> str:
-        return f"<Connection {self.endpoint} {self.state} requests={self.requests}>"
+        return f"<Connection {self.endpoint} {self.state.value} requests={self.requests}>"
+
+
+async def _wait_writable_or_readable(raw: _socket.socket) -> bool:
+    """Wait until ``raw`` is writable or readable; True if it became readable. Only a send
+    that filled the socket buffer comes here, so the nursery's cost does not matter."""
+    readable = False
+    closed: trio.ClosedResourceError | None = None
+
+    async def watch(wait: Callable[[_socket.socket], Any], is_read: bool) -> None:
+        nonlocal readable, closed
+        try:
+            await wait(raw)
+        except trio.ClosedResourceError as exc:  # closed by the sweeper or by shutdown
+            closed = exc
+        else:
+            readable = readable or is_read
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch, wait_writable, False)
+        nursery.start_soon(watch, wait_readable, True)
+    if closed is not None:
+        raise closed
+    return readable

@@ -2,38 +2,38 @@
 
 Theory of operation
 -------------------
-Each endpoint has one :class:`EndpointPool`. A connection is in exactly one state, and the
-pool's collections mirror it:
+Each endpoint has one :class:`EndpointPool`. A connection is in exactly one state
+(``_state.ConnState``), moved only through ``_state.next_state``, and the pool's collections
+mirror it:
 
 ================  ==================  =================================================
-state             held in             moved by
+state             held in             entered by
 ================  ==================  =================================================
-``connecting``    ``pool.connecting`` :meth:`EndpointPool.checkout` (new connection)
-``active``        ``pool.active``     ``checkout`` (from idle or after connecting)
-``idle``          ``pool.idle``       :meth:`EndpointPool.checkin`
-``closed``        nowhere             :meth:`EndpointPool.discard`, the sweeper, shutdown
+``CONNECTING``    ``pool.connecting`` :meth:`EndpointPool.connect`
+``ACTIVE``        ``pool.active``     connected, taken from idle, or handed to a waiter
+``IDLE``          ``pool.idle``       :meth:`EndpointPool.checkin`
+``CLOSED``        nowhere             :meth:`EndpointPool.close` (the only way)
 ================  ==================  =================================================
 
 Rules:
 
-1. Only a connection whose exchange finished cleanly, and whose codec says ``keep_alive``,
-   is checked in. Anything interrupted (error, timeout, cancellation, a caller that stopped
-   reading) is discarded: closed at once, never pooled.
+1. Only a connection whose exchange finished cleanly, whose codec says ``keep_alive`` and
+   that the policy lets live is checked in. Anything interrupted is closed, never pooled.
 2. ``idle`` is a deque used as a stack: checkout takes the most recently used connection
-   (least likely to have been closed by the server's idle timeout) from the right, expiry
-   removes the longest idle from the left.
-3. Every connection that exists (connecting, active or idle) holds one slot of the client-wide
-   :class:`ConnectionSlots`; closing gives the slot back. A checkout that finds no idle
-   connection and no free slot first closes an idle connection of another endpoint, and
-   otherwise waits (FIFO) until a slot or an idle connection frees up.
-4. A pooled connection idle for more than ``FRESH_IDLE`` is checked for liveness on checkout
-   (``is_readable``: a closed or chattering idle socket is readable); one that fails is
-   discarded as ``"server_close"``. One that fails after the check (the server closed it in
-   the meantime) is caught by the client's stale-connection retry.
-5. A connection's slot and close reason are settled exactly once (``Connection.released``),
-   by the first of: its exchange's discard, checkin of a connection closed underneath, idle
-   expiry, eviction, or shutdown. The sweeper only closes a socket (to fail the blocked
-   call); the exchange that owned it then settles it.
+   from the right; expiry and eviction take the longest idle from the left.
+3. Every connection that exists holds one slot of the client-wide :class:`ConnectionSlots`,
+   and so does a slot *reserved* for a waiter that is about to connect. The one transition
+   into ``CLOSED`` (:meth:`EndpointPool.close`) gives the slot back and counts the close
+   reason: a connection is settled exactly once, whoever closes it first.
+4. A pooled connection is checked on every checkout, however briefly it was idle: one the
+   server wrote to or closed while no request was outstanding is closed
+   (``"server_close"``), so stray bytes can never be read as the next response.
+5. Waiting is FIFO across the client (:class:`ConnectionSlots` ``waiters``). A connection
+   checked in, or a slot freed, is *handed* to the first waiter that can use it (its pool's
+   idle connection, or a slot reserved for it) before anyone else can take it, so a caller
+   that returns a connection and asks again queues behind those already waiting.
+6. The sweeper only closes a socket (to fail the blocked call); the exchange that owned the
+   connection then settles it.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from __future__ import annotations
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+import outcome
 import trio
 
 from ._budget import Destination, destinations_from_addrinfo
@@ -57,50 +58,66 @@ from ._errors import (
 from ._headers import Headers, RawHead
 from ._http11 import Connection
 from ._sources import SourceRotation, bind_source
+from ._state import ALREADY_CLOSED, CLOSE_REASONS, CloseReason, ConnState, next_state
 
 if TYPE_CHECKING:
     import ssl
 
     from ._endpoint import Endpoint
+    from ._exchange import Exchange
     from ._keepalive import KeepAlive
-    from ._permits import Permit
 
-__all__ = ["CLOSE_REASONS", "FRESH_IDLE", "ConnectionSlots", "EndpointPool"]
+__all__ = ["CLOSE_REASONS", "RESERVED", "ConnectionSlots", "EndpointPool"]
 
-#: Why a connection was closed (keys of ``EndpointStats.closed``).
-CLOSE_REASONS = (
-    "policy",  # the keep-alive policy asked for it (KeepAlive.off sends Connection: close)
-    "idle_expired",  # idle longer than idle_timeout
-    "max_idle",  # checked in while max_idle connections were already idle
-    "server_close",  # the server closed it or asked to (Connection: close, EOF, stale on checkout)
-    "error",  # the exchange failed: network, protocol or timeout error
-    "interrupted",  # the caller cancelled, or closed a stream before its end
-    "evicted",  # closed to make room for a connection to another endpoint
-    "shutdown",  # the client closed
-)
+_ACTIVE: Final = ConnState.ACTIVE
+_IDLE: Final = ConnState.IDLE
+_CONNECTING: Final = ConnState.CONNECTING
+_CLOSED: Final = ConnState.CLOSED
 
 
-#: Seconds a pooled connection may sit idle and still be reused without a liveness check.
-FRESH_IDLE = 0.1
+class _Reserved:
+    def __repr__(self) -> str:
+        return "RESERVED"
+
+
+#: What a waiter is handed when it may open a connection: a slot already counted for it.
+RESERVED: Final = _Reserved()
+Grant = Connection | _Reserved
+
+
+class _Waiter:
+    """An exchange queued for a connection of ``pool`` (``fresh``: not a pooled one)."""
+
+    __slots__ = ("exchange", "fresh", "grant", "pool", "task")
+
+    def __init__(self, pool: EndpointPool, exchange: Exchange, fresh: bool) -> None:
+        self.pool = pool
+        self.exchange = exchange
+        self.fresh = fresh
+        self.task: trio.lowlevel.Task | None = None
+        self.grant: Grant | None = None
 
 
 class ConnectionSlots:
-    """The client-wide cap on open connections, shared by the client's pools."""
+    """The client-wide cap on open connections, and the FIFO queue of calls waiting for one."""
 
-    __slots__ = ("limit", "lot", "pools", "used")
+    __slots__ = ("_dispatching", "closed", "limit", "pools", "used", "waiters")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self.lot = trio.lowlevel.ParkingLot()
         self.pools: list[EndpointPool] = []
+        self.waiters: deque[_Waiter] = deque()
+        #: set on shutdown: nothing is handed out any more
+        self.closed = False
+        self._dispatching = False
 
     def free(self) -> None:
         self.used -= 1
-        if self.lot:
-            self.lot.unpark()
+        if self.waiters:
+            self.dispatch()
 
-    def evict_idle(self) -> bool:
+    def evict_idle(self, keep: EndpointPool | None = None) -> bool:
         """Close the longest-idle connection of any pool; False if none is idle."""
         oldest: EndpointPool | None = None
         for pool in self.pools:
@@ -110,8 +127,38 @@ class ConnectionSlots:
                 oldest = pool
         if oldest is None:
             return False
-        oldest.discard(oldest.idle.popleft(), "evicted")
+        oldest.close(oldest.idle[0], "evicted")
         return True
+
+    def dispatch(self) -> None:
+        """Hand what is free to waiters, first come first served. A waiter whose own pool
+        cannot serve it (its endpoint's cap) does not hold up waiters of other endpoints."""
+        if self._dispatching or self.closed:
+            return
+        self._dispatching = True
+        try:
+            progress = True
+            while progress and self.waiters:
+                progress = False
+                for waiter in list(self.waiters):
+                    if waiter.grant is not None:
+                        continue
+                    grant = waiter.pool.grant_for(waiter.fresh)
+                    if grant is not None:
+                        self._hand(waiter, grant)
+                        progress = True
+        finally:
+            self._dispatching = False
+
+    def _hand(self, waiter: _Waiter, grant: Grant) -> None:
+        self.waiters.remove(waiter)
+        pool = waiter.pool
+        pool.waiting_for_connection -= 1
+        if isinstance(grant, Connection):
+            grant.exchange = waiter.exchange
+        waiter.grant = grant
+        if waiter.task is not None:  # parked: wake it with the grant (it can no longer abort)
+            trio.lowlevel.reschedule(waiter.task, outcome.Value(grant))
 
 
 class EndpointPool:
@@ -167,17 +214,18 @@ class EndpointPool:
         self.limit: int | None = None
         #: usable ephemeral ports per (source, destination) pair, for error messages
         self.ports_per_pair = 0
-        self.lot = trio.lowlevel.ParkingLot()  # calls waiting for this endpoint's cap
         self.idle: deque[Connection] = deque()
         self.active: set[Connection] = set()
         self.connecting: set[Connection] = set()
+        #: slots counted for waiters that were told to connect and have not yet
+        self.reserved = 0
         self.waiting_for_permit = 0
         self.waiting_for_connection = 0
         # counters
         self.opened = 0
         self.reused = 0
         self.stale_retries = 0
-        self.closed = dict.fromkeys(CLOSE_REASONS, 0)
+        self.closed: dict[CloseReason, int] = dict.fromkeys(CLOSE_REASONS, 0)
         self.responses = 0
         self.failures = 0
         self.retries = 0
@@ -190,7 +238,7 @@ class EndpointPool:
 
     @property
     def open_count(self) -> int:
-        return len(self.idle) + len(self.active) + len(self.connecting)
+        return len(self.idle) + len(self.active) + len(self.connecting) + self.reserved
 
     async def resolve(self) -> list[Destination]:
         """Resolve the endpoint's host once; every connection reuses the result.
@@ -226,79 +274,121 @@ class EndpointPool:
         self.routes = [(d, self.resolved[d], rotations.get(d)) for d in destinations]
         self.has_sources = bool(rotations)
 
-    # --- checkout / checkin ----------------------------------------------------------------
+    # --- checkout ----------------------------------------------------------------------------
 
     def take_idle(self) -> Connection | None:
-        """A pooled connection made active, or None. Synchronous: the keep-alive fast path."""
+        """The most recently used pooled connection that is still sound, made ACTIVE; or None.
+        Synchronous: the keep-alive fast path. Every connection is checked (rule 4)."""
         idle = self.idle
+        max_age = self.max_age
         while idle:
-            conn = idle.pop()
-            # A connection back from its last exchange moments ago is taken as is; the
-            # stale-connection retry covers the rare server close inside that window, and
-            # the check (a syscall plus an exception) is a visible share of a keep-alive
-            # exchange at full speed.
-            now = self.now()
-            if now - conn.idle_since > FRESH_IDLE and conn.is_readable():
-                self.discard(conn, "server_close")
-                continue
-            if self.max_age is not None and now - conn.opened_at >= self.max_age:
-                self.discard(conn, "policy")
-                continue
-            conn.state = "active"
-            self.active.add(conn)
-            self.reused += 1
-            return conn
+            conn = idle[-1]
+            if max_age is not None and self.now() - conn.opened_at >= max_age:
+                self.close(conn, "policy")
+            elif conn.has_expired():
+                self.close(conn, "server_close")
+            else:
+                idle.pop()
+                conn.state = next_state(_IDLE, _ACTIVE)  # type: ignore[assignment]
+                self.active.add(conn)
+                self.reused += 1
+                return conn
         return None
 
-    async def checkout(self, connect_timeout: float | None, pool_deadline: float) -> Connection:
-        """An active connection for one exchange: a pooled one if any is alive, else a new one."""
-        conn = self.take_idle()
-        if conn is not None:
-            return conn
-        slots = self.slots
-        while True:
-            if self.limit is not None and self.open_count >= self.limit:
-                await self._wait(
-                    self.lot,
-                    pool_deadline,
-                    f"all {self.limit} connections of "
-                    f"this endpoint stayed busy (raise max_connections_per_endpoint "
-                    f"or Timeouts.pool)",
-                )
-            elif slots.used >= slots.limit and not slots.evict_idle():
-                await self._wait(
-                    slots.lot,
-                    pool_deadline,
-                    f"all {slots.limit} connections of "
-                    f"the client stayed busy (raise max_connections or Timeouts.pool)",
-                )
-            else:
-                return await self.connect(connect_timeout)
+    def grant_for(self, fresh: bool) -> Grant | None:
+        """What a waiter of this pool can have now: a pooled connection (ACTIVE on return),
+        a slot reserved for a new connection, or None."""
+        if not fresh:
             conn = self.take_idle()
             if conn is not None:
                 return conn
+        if self.limit is not None and self.open_count >= self.limit:
+            return None
+        slots = self.slots
+        if slots.used >= slots.limit and not slots.evict_idle():
+            return None
+        slots.used += 1
+        self.reserved += 1
+        return RESERVED
 
-    async def _wait(self, lot: trio.lowlevel.ParkingLot, pool_deadline: float, busy: str) -> None:
+    async def checkout(
+        self,
+        exchange: Exchange,
+        connect_timeout: float | None,
+        pool_deadline: float,
+        *,
+        fresh: bool = False,
+    ) -> Connection:
+        """An ACTIVE connection carrying ``exchange``: a pooled one (unless ``fresh``), a new
+        one, or, when the caps are reached, the first one freed for it in FIFO order."""
+        slots = self.slots
+        grant: Grant | None = None
+        if not slots.waiters:  # nobody queued ahead: no one to be fair to
+            grant = self.grant_for(fresh)
+        if grant is None:
+            grant = await self._wait(exchange, pool_deadline, fresh)
+        if isinstance(grant, Connection):
+            grant.exchange = exchange
+            return grant
+        return await self.connect(exchange, connect_timeout)
+
+    async def _wait(self, exchange: Exchange, pool_deadline: float, fresh: bool) -> Grant:
+        slots = self.slots
+        waiter = _Waiter(self, exchange, fresh)
+        slots.waiters.append(waiter)
         self.waiting_for_connection += 1
-        try:
-            with trio.CancelScope(deadline=pool_deadline) as scope:
-                await lot.park()
-        finally:
-            self.waiting_for_connection -= 1
-        if scope.cancelled_caught:
-            raise PoolTimeout(busy, endpoint=self.url, phase="pool")
+        slots.dispatch()
+        if waiter.grant is not None:
+            return waiter.grant
 
-    async def connect(self, connect_timeout: float | None) -> Connection:
-        """Open a new connection, active on return. It takes one client-wide slot.
+        def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+            slots.waiters.remove(waiter)
+            self.waiting_for_connection -= 1
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        waiter.task = trio.lowlevel.current_task()
+        grant: Grant | None = None
+        with exchange.interruptible(pool_deadline):
+            grant = await trio.lowlevel.wait_task_rescheduled(abort)
+        if grant is None:  # the wait was cut short: the client closed, or the deadline passed
+            exchange.check_open()
+            raise self.busy_error()
+        return grant
+
+    def give_back(self, grant: Grant) -> None:
+        """A grant its exchange could not use (it was closed meanwhile): return it."""
+        if isinstance(grant, Connection):
+            self.close(grant, "shutdown" if self.slots.closed else "interrupted")
+        else:
+            self.reserved -= 1
+            self.slots.free()
+
+    def busy_error(self) -> PoolTimeout:
+        if self.limit is not None and self.open_count >= self.limit:
+            busy = (
+                f"all {self.limit} connections of this endpoint stayed busy (raise "
+                f"max_connections_per_endpoint or Timeouts.pool)"
+            )
+        else:
+            busy = (
+                f"all {self.slots.limit} connections of the client stayed busy (raise "
+                f"max_connections or Timeouts.pool)"
+            )
+        return PoolTimeout(busy, endpoint=self.url, phase="pool")
+
+    async def connect(self, exchange: Exchange, connect_timeout: float | None) -> Connection:
+        """Open a new connection for ``exchange`` with a slot already reserved for it
+        (``grant_for``); ACTIVE on return.
 
         Running out of ports or descriptors raises at once (``PortsExhaustedError``,
         ``FileDescriptorsExhaustedError``): a call never waits for a port to free up, which
         would pass the wait off as server latency.
         """
+        self.reserved -= 1
         destination, (family, type_, proto, sockaddr), rotation = self.routes[self._next_route]
         self._next_route = (self._next_route + 1) % len(self.routes)
-        self.slots.used += 1
         try:
+            exchange.check_open()  # the client may have closed while the slot was on its way
             raw = socket.socket(family, type_, proto)
         except BaseException as exc:
             self.slots.free()
@@ -329,6 +419,7 @@ class EndpointPool:
         conn.last_by_policy = self.keepalive.mode == "off"  # every request says close
         conn.quickack = conn.quickack and self.quickack
         conn.source = source
+        conn.exchange = exchange
         self.connecting.add(conn)
         self.opened += 1
         if self._on_opened is not None:
@@ -341,8 +432,7 @@ class EndpointPool:
                 self.endpoint.host,
             )
         except BaseException as exc:
-            self.connecting.discard(conn)
-            self._close(conn, "error" if isinstance(exc, Exception) else "interrupted")
+            self.close(conn, "error" if isinstance(exc, Exception) else "interrupted")
             self._count_exhaustion(exc)
             if isinstance(exc, PortsExhaustedError):
                 raise PortsExhaustedError(
@@ -355,8 +445,10 @@ class EndpointPool:
                     phase="connect",
                 ) from exc
             raise
+        if conn.state is _CLOSED:  # shut down while the handshake finished
+            exchange.check_open()
         self.connecting.discard(conn)
-        conn.state = "active"
+        conn.state = next_state(_CONNECTING, _ACTIVE)  # type: ignore[assignment]
         self.active.add(conn)
         return conn
 
@@ -376,102 +468,98 @@ class EndpointPool:
         elif isinstance(exc, FileDescriptorsExhaustedError):
             self.fds_exhausted += 1
 
-    def checkin(self, conn: Connection, now: float) -> None:
-        """Return a connection whose exchange finished cleanly with keep-alive."""
-        self.active.discard(conn)
-        conn.permit = None
-        if conn.state == "closed":  # shut down or expired under the exchange's feet
-            self._close(conn, "error")
-            return
-        if self.max_idle is not None and len(self.idle) >= self.max_idle:
-            self._close(conn, "max_idle")
-            return
-        conn.state = "idle"
-        conn.idle_since = now
-        self.idle.append(conn)
-        if self.lot:
-            self.lot.unpark()
-        if self.slots.lot:
-            self.slots.lot.unpark()
+    # --- the end of an exchange ------------------------------------------------------------
 
-    def end_exchange(self, conn: Connection, permit: Permit, end: float) -> None:
-        """The body ended cleanly: pool the connection (or close it without keep-alive), then
-        return the permit, so the next permit holder finds the connection idle."""
-        self.settle(conn, end)
-        permit.release()
-
-    def settle(self, conn: Connection, end: float) -> None:
-        """Count a response whose reading ended and pool its connection if its codec says
-        keep-alive and the policy allows; close it otherwise. The permit is the caller's."""
-        self.responses += 1
+    def finish(self, conn: Connection, end: float) -> None:
+        """The exchange on ``conn`` read its response to the end: pool the connection if the
+        codec says keep-alive and the policy lets it live; close it otherwise."""
         self.bytes_received += conn.codec.received
-        if not conn.codec.keep_alive:
+        conn.exchange = None
+        if conn.state is _CLOSED:  # closed underneath (sweeper, shutdown): already settled
+            return
+        if not conn.codec.keep_alive or conn.must_close:
             # Our own Connection: close (policy), or the server's (or an HTTP/1.0 answer).
-            self.discard(conn, "policy" if conn.last_by_policy else "server_close")
+            self.close(conn, "policy" if conn.last_by_policy else "server_close")
         elif self.max_age is not None and end - conn.opened_at >= self.max_age:
-            self.discard(conn, "policy")
+            self.close(conn, "policy")
         else:
             self.checkin(conn, end)
 
-    def abort_exchange(
-        self, conn: Connection | None, permit: Permit, exc: BaseException | None
-    ) -> None:
-        """The exchange stopped before its end: close its connection, return the permit.
-        An ``Exception`` counts as a failure; cancellation (or ``exc=None``: the caller closed
-        the stream) is an interruption."""
-        failed = isinstance(exc, Exception)
-        if failed:
-            self.failures += 1
-            name = type(exc).__name__
-            self.errors[name] = self.errors.get(name, 0) + 1
-        if conn is not None:
-            self.bytes_received += conn.codec.received
-            self.discard(conn, "error" if failed else "interrupted")
-        permit.release()
-
-    def discard(self, conn: Connection, reason: str) -> None:
-        """Close a connection that must not be reused. Idempotent."""
+    def checkin(self, conn: Connection, now: float) -> None:
+        """Pool a connection whose exchange finished cleanly, or hand it to the first waiter."""
         self.active.discard(conn)
-        conn.permit = None
-        self._close(conn, reason)
+        conn.state = next_state(conn.state, _IDLE)  # type: ignore[assignment]
+        conn.idle_since = now
+        self.idle.append(conn)
+        slots = self.slots
+        if slots.waiters:
+            slots.dispatch()
+        if self.max_idle is not None and len(self.idle) > self.max_idle:
+            self.close(self.idle[0], "max_idle")
 
-    def _close(self, conn: Connection, reason: str) -> None:
-        # The socket may already be closed (by the sweeper, or by shutdown); the slot and
-        # the count are settled exactly once, by whichever close comes first here.
+    def count_failure(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.failures += 1
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+    def close(self, conn: Connection, reason: CloseReason) -> None:
+        """Close a connection: the one transition into CLOSED (rule 3). Idempotent: only the
+        first close settles the slot and counts the reason."""
         conn.close_now()
-        if not conn.released:
-            conn.released = True
-            self.closed[reason] += 1
-            self.slots.free()
-            if self.lot:
-                self.lot.unpark()
+        state = conn.state
+        if next_state(state, _CLOSED) is ALREADY_CLOSED:
+            return
+        if state is _ACTIVE:
+            self.active.discard(conn)
+        elif state is _CONNECTING:
+            self.connecting.discard(conn)
+        else:
+            idle = self.idle
+            if idle[0] is conn:
+                idle.popleft()
+            else:
+                idle.remove(conn)
+        conn.state = _CLOSED
+        conn.exchange = None
+        self.closed[reason] += 1
+        self.slots.free()
 
     # --- background upkeep -----------------------------------------------------------------
 
-    def sweep(self, now: float) -> None:
-        """Expire overdue phases and idle connections (run by the client's sweeper task)."""
+    def sweep(self, now: float) -> float:
+        """Expire overdue phases and idle connections (run by the client's sweeper task).
+        Returns the smallest sweeper tick the exchanges in progress ask for (inf: none)."""
+        tick = float("inf")
         for group in (self.active, self.connecting):
             for conn in [c for c in group if c.deadline <= now]:
                 conn.expire()
+            for conn in group:
+                if conn.tick < tick:
+                    tick = conn.tick
         if self.idle_timeout is not None:
             limit = now - self.idle_timeout
             idle = self.idle
             while idle and idle[0].idle_since <= limit:
-                self._close(idle.popleft(), "idle_expired")
+                self.close(idle[0], "idle_expired")
+        return tick
 
     @property
     def is_empty(self) -> bool:
         return not (self.idle or self.active or self.connecting)
 
+    def exchanges(self) -> list[Exchange]:
+        """The exchanges carried by this pool's connections now (for the client's shutdown)."""
+        return [
+            conn.exchange
+            for group in (self.active, self.connecting)
+            for conn in group
+            if conn.exchange is not None
+        ]
+
     def close_all(self) -> None:
-        """Close every connection (client shutdown), returning any permit still held."""
-        while self.idle:
-            self._close(self.idle.popleft(), "shutdown")
+        """Close every connection (client shutdown). Exchanges were ended by the client."""
         for group in (self.active, self.connecting):
             for conn in list(group):
-                group.discard(conn)
-                permit = conn.permit
-                conn.permit = None
-                if permit is not None:
-                    permit.release()
-                self._close(conn, "shutdown")
+                self.close(conn, "shutdown")
+        while self.idle:
+            self.close(self.idle[0], "shutdown")

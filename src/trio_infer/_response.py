@@ -10,15 +10,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import trio
 
-from ._errors import Error, HTTPStatusError, ResponseTooLarge, StreamClosed
+from ._errors import Error, HTTPStatusError, StreamClosed
 from ._headers import Headers, RawHead
 from ._retry import Attempt
 from ._sse import Line, LineDecoder, ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
-    from ._http11 import Connection
-    from ._permits import Permit
-    from ._pool import EndpointPool
+    from ._exchange import Exchange
+
+_METHOD_NAMES = {
+    name.encode(): name for name in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+}
 
 __all__ = ["Chunk", "Response", "ResponseNotRead", "Timing"]
 
@@ -88,29 +90,19 @@ class Response:
     the pool and the permit has been returned. From :meth:`Client.stream` the body is read as
     the caller iterates (``aiter_bytes``, ``aiter_lines``, ``aiter_sse``, or ``aread``); the
     permit and the connection are held until the body ends or the response is closed, which
-    the ``async with`` block does on exit. Closing before the end (a ``break`` out of the
-    loop, an exception, cancellation, or :meth:`aclose` from another task) closes the
-    connection instead of pooling it: its framing is unknown. A read blocked in one task when
-    another task closes the response raises :class:`StreamClosed`.
+    the ``async with`` block does on exit. Closing before the body has fully arrived (a
+    ``break`` out of the loop, an exception, cancellation, or :meth:`aclose` from another
+    task) closes the connection instead of pooling it: its framing is unknown. A body that
+    has fully arrived, read or not, lets the connection be reused. A read blocked in one task
+    when another task closes the response raises :class:`StreamClosed`; closing from any task
+    is safe, at any moment.
     """
 
     __slots__ = (
-        "_attempts",
-        "_conn",
         "_content",
+        "_exchange",
         "_headers",
-        "_origin",
-        "_permit",
-        "_pool",
-        "_read_timeout",
         "_streaming",
-        "_t_connected",
-        "_t_end",
-        "_t_first_byte",
-        "_t_permitted",
-        "_t_sent",
-        "_t_start",
-        "_target",
         "endpoint",
         "http_version",
         "method",
@@ -120,54 +112,37 @@ class Response:
 
     def __init__(
         self,
+        exchange: Exchange,
         status: int,
         reason: bytes,
         http_version: bytes,
         raw_headers: list[tuple[bytes, bytes]] | RawHead,
-        method: str,
-        target: bytes,
-        endpoint: str,
-        origin: str,
-        start: float,
-        connected: float,
-        sent: float,
-        first_byte: float,
     ) -> None:
+        self._exchange = exchange
         self.status = status
         self.reason = reason.decode("latin-1")
         self.http_version = http_version.decode("latin-1")
         self._headers = raw_headers
-        self.method = method
-        self._target = target
-        self._origin = origin
-        self.endpoint = endpoint
-        self._t_start = start
-        self._t_connected = connected
-        self._t_sent = sent
-        self._t_first_byte = first_byte
-        self._t_end: float | None = None
+        method = exchange.method
+        self.method = _METHOD_NAMES.get(method) or method.decode("ascii")
+        self.endpoint = exchange.pool.url
         self._content: bytes | None = None
-        self._conn: Connection | None = None
-        self._pool: EndpointPool | None = None
-        self._permit: Permit | None = None
-        self._read_timeout: float | None = None
         self._streaming = False
-        self._attempts: tuple[Attempt, ...] | None = None
-        self._t_permitted = start
 
     # --- metadata --------------------------------------------------------------------------
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
         """Every attempt of the call and its outcome; one entry when it was not retried."""
-        if self._attempts is None:
-            self._attempts = (Attempt(1, f"status {self.status}", self._t_start),)
-        return self._attempts
+        attempts = self._exchange.attempts
+        if attempts is None:
+            return (Attempt(1, f"status {self.status}", self._exchange.start),)
+        return tuple(attempts)
 
     @property
     def url(self) -> str:
         """The full URL of the request, endpoint and target."""
-        return self._origin + self._target.decode("ascii")
+        return self._exchange.pool.origin + self._exchange.target.decode("ascii")
 
     @property
     def headers(self) -> Headers:
@@ -179,14 +154,8 @@ class Response:
 
     @property
     def timing(self) -> Timing:
-        return Timing(
-            self._t_start,
-            self._t_connected,
-            self._t_sent,
-            self._t_first_byte,
-            self._t_end,
-            self._t_permitted,
-        )
+        ex = self._exchange
+        return Timing(ex.start, ex.connected, ex.sent, ex.first_byte, ex.end, ex.permitted)
 
     @property
     def is_success(self) -> bool:
@@ -223,7 +192,7 @@ class Response:
     @property
     def is_closed(self) -> bool:
         """True once the exchange is over: the body ended or the response was closed."""
-        return self._conn is None
+        return not self._exchange.is_open
 
     # --- body, streamed --------------------------------------------------------------------
 
@@ -233,25 +202,32 @@ class Response:
         ``max_bytes`` bounds what is held in memory: a body that grows past it closes the
         response and raises :class:`ResponseTooLarge` (``None``: no limit).
         """
-        if self._content is not None:
-            if max_bytes is not None and len(self._content) > max_bytes:
-                raise self._too_large(max_bytes)
-            return self._content
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.aiter_bytes():
-            size += len(chunk.data)
-            if max_bytes is not None and size > max_bytes:
-                self.close()
-                raise self._too_large(max_bytes)
-            parts.append(chunk.data)
-        self._content = b"".join(parts)
-        return self._content
+        content = self._content
+        if content is not None:
+            if max_bytes is not None and len(content) > max_bytes:
+                raise self._exchange._too_large("body", max_bytes, "max_bytes")
+            return content
+        return await self._receive_all(max_bytes, "max_bytes")
 
-    def _too_large(self, max_bytes: int) -> ResponseTooLarge:
-        return ResponseTooLarge(
-            f"the response body exceeds max_bytes={max_bytes}", endpoint=self.endpoint, phase="read"
-        )
+    async def _receive_all(self, max_bytes: int | None, knob: str) -> bytes:
+        """Read the whole body (``Client.request`` and :meth:`aread`), bounded by ``max_bytes``
+        (named ``knob`` in the error)."""
+        self._start_reading()
+        content = self._content = await self._exchange.read_to_end(max_bytes, knob)
+        return content
+
+    def _start_reading(self) -> None:
+        if self._streaming:
+            raise RuntimeError(
+                "this response's body is already being iterated; a body can be read once"
+            )
+        if not self._exchange.is_open:
+            raise StreamClosed(
+                "the response was closed before its body was read",
+                endpoint=self.endpoint,
+                phase="read",
+            )
+        self._streaming = True
 
     def aiter_bytes(self) -> _BodyIterator[Chunk]:
         """The body as :class:`Chunk` values, as they arrive."""
@@ -268,38 +244,14 @@ class Response:
         return _BodyIterator(self, decoder.feed, decoder.flush)
 
     async def aclose(self) -> None:
-        """Close the response; a stream not read to its end closes its connection."""
+        """Close the response (see the class docstring for what happens to the connection)."""
         self.close()
         await trio.lowlevel.checkpoint()
 
     def close(self) -> None:
-        """Synchronous :meth:`aclose`, for cleanup paths that must not await. Idempotent."""
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        pool, permit = self._pool, self._permit
-        self._pool = self._permit = None
-        assert pool is not None and permit is not None
-        pool.abort_exchange(conn, permit, None)
-
-    def _complete(self, conn: Connection) -> None:
-        """The body ended cleanly: pool the connection, return the permit."""
-        self._conn = None
-        pool, permit = self._pool, self._permit
-        self._pool = self._permit = None
-        assert pool is not None and permit is not None
-        self._t_end = conn.last_receive_at
-        pool.end_exchange(conn, permit, self._t_end)
-
-    def _fail(self, conn: Connection, exc: BaseException) -> None:
-        if self._conn is not conn:
-            return
-        self._conn = None
-        pool, permit = self._pool, self._permit
-        self._pool = self._permit = None
-        assert pool is not None and permit is not None
-        pool.abort_exchange(conn, permit, exc)
+        """Synchronous :meth:`aclose`, for cleanup paths that must not await. Idempotent,
+        and safe from any task at any moment."""
+        self._exchange.close()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}] {self.method} {self.url}>"
@@ -328,23 +280,13 @@ class _BodyIterator(Generic[T]):
         content = response._content
         if content is not None:
             # Already read (request(), or aread()): iterate over what is stored.
-            end = response._t_end or 0.0
+            end = response._exchange.end or 0.0
             self._items.extend(decode(content, end) if content else ())
             if flush is not None:
                 self._items.extend(flush(end))
             self._done = True
             return
-        if response._streaming:
-            raise RuntimeError(
-                "this response's body is already being iterated; a body can be read once"
-            )
-        if response._conn is None:
-            raise StreamClosed(
-                "the response was closed before its body was read",
-                endpoint=response.endpoint,
-                phase="read",
-            )
-        response._streaming = True
+        response._start_reading()
 
     def __aiter__(self) -> _BodyIterator[T]:
         return self
@@ -360,28 +302,19 @@ class _BodyIterator(Generic[T]):
         return items.popleft()
 
     async def _fill(self) -> None:
-        response = self._response
-        conn = response._conn
-        if conn is None:
-            raise StreamClosed("the response was closed", endpoint=response.endpoint, phase="read")
-        codec = conn.codec
-        if not codec.body and not codec.done:
-            try:
-                await conn.pump(response._read_timeout)
-            except BaseException as exc:
-                response._fail(conn, exc)
-                raise
-        chunks = codec.body
+        exchange = self._response._exchange
+        chunks = await exchange.receive()
+        conn = exchange.conn
+        at = conn.last_receive_at if conn is not None else 0.0
         if chunks:
-            at = conn.last_receive_at
             decode, items = self._decode, self._items
             try:
                 for data in chunks:
                     items.extend(decode(data, at))
             finally:
                 chunks.clear()  # the codec's own list, reused for the next chunks
-        if codec.done:
+        if exchange.body_done:
             if self._flush is not None:
-                self._items.extend(self._flush(conn.last_receive_at))
+                self._items.extend(self._flush(at))
             self._done = True
-            response._complete(conn)
+            exchange.finish()
