@@ -106,7 +106,7 @@ def test_the_environment_fills_in_what_is_not_passed(monkeypatch: pytest.MonkeyP
         (
             "TRIO_INFER_HEADERS",
             "[1]",
-            "TRIO_INFER_HEADERS='\\[1\\]' is invalid: must be a JSON object",
+            "TRIO_INFER_HEADERS is invalid: must be a JSON object",
         ),
         (
             "TRIO_INFER_PARSER",

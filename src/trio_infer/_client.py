@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json as _json
-import logging
 import math
 import ssl
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import trio
 from trio.lowlevel import enable_ki_protection
@@ -41,12 +38,12 @@ from ._config import UNSET, Unset, read_environment, resolve_arguments
 from ._endpoint import Endpoint, parse_endpoint
 from ._errors import ClientClosed, ConfigError, InvalidRequest, TotalTimeout
 from ._exchange import Exchange, ExchangeContext
-from ._headers import SECRET_HEADERS
 from ._keepalive import KeepAlive
 from ._kserve import KServeAPI
 from ._nursery import open_background_nursery
 from ._openai import OpenAIAPI
 from ._pool import ConnectionSlots, EndpointPool
+from ._prepare import base_headers, encode_headers, prepare_request
 from ._response import Response
 from ._retry import Retry
 from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
@@ -55,65 +52,7 @@ from ._timeouts import Timeouts
 
 __all__ = ["Client"]
 
-_log = logging.getLogger("trio_infer")
 _T = TypeVar("_T")
-
-_USER_AGENT: Final = b"trio-infer/0.1"
-_BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
-_JSON_TYPE: Final = (b"content-type", b"application/json")
-_CLOSE: Final = [(b"connection", b"close")]
-#: body bytes read from a response that is retried before its connection is closed instead
-_SET_ASIDE_BODY: Final = 65536
-_SWEEP_MAX: Final = 0.1
-_SWEEP_MIN: Final = 0.001
-_INVALID_HEADER_BYTES: Final = frozenset(b"\r\n\0")
-_METHODS: Final = {
-    name: name.encode() for name in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-}
-_METHOD_NAMES: Final = {raw: name for name, raw in _METHODS.items()}
-_TOKEN_CHARS: Final = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-
-
-def _encode_headers(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
-) -> list[tuple[bytes, bytes]]:
-    if headers is None:
-        return []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    out: list[tuple[bytes, bytes]] = []
-    for name, value in items:
-        secret = isinstance(name, str) and name.lower() in SECRET_HEADERS
-        shown = "[secret]" if secret else repr(value)
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidRequest(f"header {name!r}: {shown}: names and values must be str")
-        try:
-            raw_name, raw_value = name.encode("ascii"), value.encode("latin-1")
-        except UnicodeEncodeError as exc:
-            where = "its value" if secret else f"{exc.object[exc.start : exc.end]!r}"
-            raise InvalidRequest(
-                f"header {name!r} has characters HTTP/1.1 cannot carry ({where}); encode the "
-                f"value first"
-            ) from None
-        if not raw_name or not _TOKEN_CHARS.issuperset(raw_name):
-            raise InvalidRequest(f"header name {name!r} is not a valid HTTP token")
-        if _INVALID_HEADER_BYTES.intersection(raw_value):
-            raise InvalidRequest(
-                f"header {name!r} has a CR, LF or NUL in its value; that would split the request"
-            )
-        out.append((raw_name.lower(), raw_value.strip()))
-    return out
-
-
-def _merge(
-    base: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
-) -> list[tuple[bytes, bytes]]:
-    """``base`` with every header named in ``extra`` replaced by ``extra``'s values."""
-    if not extra:
-        return base
-    names = {name for name, _ in extra}
-    return [pair for pair in base if pair[0] not in names] + extra
 
 
 def _whole(name: str, value: Any, *, unit: str = "") -> Any:
@@ -287,8 +226,8 @@ class Client:
         max_body_bytes: int | None = None,
         stats_interval: float | None = None,
     ) -> None:
-        if isinstance(endpoints, str | Endpoint):
-            endpoints = [endpoints]
+        if isinstance(endpoints, str | Endpoint) or not isinstance(endpoints, Sequence):
+            endpoints = [endpoints]  # a lone bad value is named by parse_endpoint
         parsed: list[Endpoint] = []
         for item in endpoints:
             endpoint = parse_endpoint(item)
@@ -350,9 +289,9 @@ class Client:
         self.worker_interval = float(_positive("worker_interval", worker_interval) or 0)
         self.parser = resolve_parser(parser)
         try:
-            self._headers = _encode_headers(headers)
+            self._headers = encode_headers(headers)
         except InvalidRequest as exc:
-            raise ConfigError(str(exc)) from exc
+            raise ConfigError(str(exc)) from None
 
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ConfigError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
@@ -377,10 +316,7 @@ class Client:
             pool.worker_header = self.worker_header
             pool.quickack = bool(tcp_quickack)
             pool.max_header_bytes = self.max_header_bytes
-            base = [(b"host", endpoint.authority.encode("ascii")), (b"user-agent", _USER_AGENT)]
-            if policy.mode == "off":
-                base.append((b"connection", b"close"))
-            pool.base_headers = _merge(base, self._headers)
+            pool.base_headers = base_headers(endpoint, self._headers, close=policy.mode == "off")
             self._pools.append(pool)
         self._slots.pools = self._pools
         self._next_pool = itertools.cycle(self._pools).__next__
@@ -493,7 +429,7 @@ class Client:
         path: str,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
-        content: bytes | None,
+        content: bytes | bytearray | memoryview | None,
         json: Any,
     ) -> tuple[EndpointPool, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
         if self._state != "open":
@@ -505,41 +441,16 @@ class Client:
                 phase="pool",
             )
         pool = self._next_pool()
-        raw_method = _METHODS.get(method)
-        if raw_method is None:
-            try:
-                raw_method = method.upper().encode("ascii")
-            except (AttributeError, UnicodeEncodeError):
-                raise InvalidRequest(f"method {method!r} is not an ASCII HTTP method") from None
-            if not raw_method or not _TOKEN_CHARS.issuperset(raw_method):
-                raise InvalidRequest(f"method {method!r} is not a valid HTTP method token")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidRequest(
-                f"path {path!r} must start with '/' (it is joined to the endpoint's URL)"
-            )
-        if not path.isascii() or " " in path:
-            path = urllib.parse.quote(path, safe="/%?=&:@!$'()*+,;~-._")
-        target = pool.base_path + path.encode("ascii")
-        if params:
-            target += (b"&" if b"?" in target else b"?") + urllib.parse.urlencode(
-                params, doseq=True
-            ).encode("ascii")
-        request_headers = pool.base_headers
-        if json is not None:
-            if content is not None:
-                raise InvalidRequest("pass either content= or json=, not both")
-            body = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-            request_headers = [*request_headers, _JSON_TYPE]
-        elif content is not None:
-            if not isinstance(content, bytes | bytearray | memoryview):
-                raise InvalidRequest(f"content must be bytes, not {type(content).__name__}")
-            body = bytes(content)
-        else:
-            body = b""
-        if body or raw_method in _BODY_METHODS:
-            request_headers = [*request_headers, (b"content-length", b"%d" % len(body))]
-        if headers:
-            request_headers = _merge(request_headers, _encode_headers(headers))
+        raw_method, target, request_headers, body = prepare_request(
+            method,
+            path,
+            base_path=pool.base_path,
+            base_headers=pool.base_headers,
+            params=params,
+            headers=headers,
+            content=content,
+            json=json,
+        )
         return pool, raw_method, target, request_headers, body
 
     def _exchange(
@@ -548,7 +459,7 @@ class Client:
         path: str,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
-        content: bytes | None,
+        content: bytes | bytearray | memoryview | None,
         json: Any,
         timeouts: Timeouts | None,
         retry: Retry | None,
@@ -587,7 +498,7 @@ class Client:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        content: bytes | None = None,
+        content: bytes | bytearray | memoryview | None = None,
         json: Any = None,
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
@@ -635,7 +546,7 @@ class Client:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        content: bytes | None = None,
+        content: bytes | bytearray | memoryview | None = None,
         json: Any = None,
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,

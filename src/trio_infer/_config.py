@@ -167,7 +167,13 @@ VARIABLES: Final[tuple[Variable, ...]] = (
 
 def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, tuple[Any, str]]:
     """Every ``TRIO_INFER_*`` variable that is set, read: ``{keyword: (value, variable)}``.
-    An unknown ``TRIO_INFER_*`` name is an error too (a typo must not pass silently)."""
+    An unknown ``TRIO_INFER_*`` name is an error too (a typo must not pass silently).
+
+    A bad value is a :class:`ConfigError` naming the variable. The value itself is shown,
+    except for variables that may carry secrets (header values, URLs with credentials): for
+    those the error says what is wrong and where, never what the value is, and the parser's
+    exception is not chained (its arguments could hold the value)."""
+    secret = ("TRIO_INFER_HEADERS", "TRIO_INFER_ENDPOINTS", "TRIO_INFER_ENDPOINT_KEEPALIVE")
     env = os.environ if environ is None else environ
     known = {v.name: v for v in VARIABLES}
     out: dict[str, tuple[Any, str]] = {}
@@ -180,13 +186,24 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, tupl
                 f"environment variable {name} is not a trio-infer setting; see "
                 f"docs/configuration.md for the list (a typo?)"
             )
+        problem: str | None = None
         try:
             value = variable.parse(raw.strip())
+        except RecursionError:
+            problem = "it is nested too deeply"
         except (ValueError, TypeError, ConfigError) as exc:
+            problem = str(exc)
+        if problem is None:
+            out[variable.keyword] = (value, name)
+        elif name in secret:  # raised outside the except: nothing is chained
             raise ConfigError(
-                f"environment variable {name}={raw!r} is invalid: {exc} ({variable.help})"
-            ) from None
-        out[variable.keyword] = (value, name)
+                f"environment variable {name} is invalid: {problem} ({variable.help}); its "
+                f"value is not shown because it may hold secrets"
+            )
+        else:
+            raise ConfigError(
+                f"environment variable {name}={raw!r} is invalid: {problem} ({variable.help})"
+            )
     return out
 
 
