@@ -31,7 +31,7 @@ async def tls_server(nursery: trio.Nursery, ca: trustme.CA) -> str:
             await stream.do_handshake()
         except trio.BrokenResourceError:
             return  # a client that rejected our certificate
-        await state._handle(stream)  # type: ignore[arg-type]
+        await state.serve_connection(stream)
 
     ssl_listeners = [
         trio.SSLListener(listener, server_context, https_compatible=True) for listener in listeners

@@ -13,6 +13,7 @@ from ._faults import refusing_port as refusing_port
 from ._faults import sse_then_reset as sse_then_reset
 from ._faults import stall as stall
 from ._faults import storm as storm
+from ._server import DEFAULT_MAX_REQUEST_BODY as DEFAULT_MAX_REQUEST_BODY
 from ._server import Handler as Handler
 from ._server import Responder as Responder
 from ._server import ServerRequest as ServerRequest

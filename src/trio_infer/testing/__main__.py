@@ -1,6 +1,7 @@
 """``python -m trio_infer.testing [--host H] [--port P]``: run the test server's default app.
 
 Prints ``listening on URL`` once ready (the benchmark reads it), then serves until killed.
+Handler errors are answered 500 and logged to stderr, never raised: the server runs on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from ._server import TestServer, serve
 
 async def _main(host: str, port: int) -> None:
     async with trio.open_nursery() as nursery:
-        server: TestServer = await nursery.start(partial(serve, host=host, port=port))
+        server: TestServer = await nursery.start(
+            partial(serve, host=host, port=port, raise_handler_errors=False)
+        )
         print(f"listening on {server.url}", flush=True)
 
 

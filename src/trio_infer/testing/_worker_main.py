@@ -26,7 +26,7 @@ async def _serve_worker(fd: int, worker_id: str, app: str, header: str) -> None:
     server.response_headers = ((header, worker_id),)
     async with trio.open_nursery() as nursery:
         print("ready", flush=True)
-        await trio.serve_listeners(server._handle, [listener], handler_nursery=nursery)
+        await trio.serve_listeners(server.serve_connection, [listener], handler_nursery=nursery)
 
 
 def main(argv: list[str] | None = None) -> None:
