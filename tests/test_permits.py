@@ -274,3 +274,124 @@ async def test_cancellation_at_random_points_leaks_nothing(
                 await server.wait_until(lambda s: s.connections_open == 0)
     finally:
         trio.lowlevel.remove_instrument(instrument)
+
+
+# --- the property, wider: slot waits, backoff, closes from other tasks, shutdown ------------
+
+
+async def _wide_handler(request: ServerRequest, respond: Responder) -> None:
+    kind = request.path.strip("/")
+    if kind == "flaky" and request.header("x-try") is None:
+        # a 503 the first time each call asks: the call sleeps a backoff, then retries
+        seen = _wide_handler.seen  # type: ignore[attr-defined]
+        call = request.header("x-call") or ""
+        if call not in seen:
+            seen.add(call)
+            await respond.start(503, length=0)
+            await respond.end()
+            return
+    await _property_handler(request, respond)
+
+
+wide_calls = st.lists(
+    st.tuples(
+        st.sampled_from(["json", "slow-head", "big", "sse", "flaky"]),
+        st.integers(min_value=1, max_value=20),  # the caller is cancelled before this step
+        st.none() | st.integers(min_value=0, max_value=6),  # a sibling closes the stream then
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    calls=wide_calls,
+    parser=st.sampled_from(["httptools", "h11"]),
+    permits=st.integers(1, 4),
+    max_connections=st.sampled_from([None, 1, 2]),
+    shutdown_after=st.none() | st.integers(min_value=0, max_value=30),
+)
+async def test_shutdown_closes_and_cancellation_anywhere_leak_nothing(
+    calls: list[tuple[str, int, int | None]],
+    parser: str,
+    permits: int,
+    max_connections: int | None,
+    shutdown_after: int | None,
+) -> None:
+    """Callers run outside the client's block (as tasks of an application would), wait for
+    permits and connection slots, sleep in backoff, get their streams closed by siblings,
+    are cancelled at random steps, and the client may close under all of them. Whatever
+    happens: every error is typed, no token or slot leaks, and nothing opens after close."""
+    _wide_handler.seen = set()  # type: ignore[attr-defined]
+    instrument = CancelAfterSteps()
+    trio.lowlevel.add_instrument(instrument)
+    limiter = trio.CapacityLimiter(permits)
+    retry = trio_infer.Retry(attempts=3, backoff=0.001)
+    outcomes: list[str] = []
+    try:
+        with trio.fail_after(30):
+            async with open_server(_wide_handler) as server:
+                client = trio_infer.Client(
+                    server.url,
+                    parser=parser,
+                    limiter=limiter,
+                    max_connections=max_connections,
+                    retry=retry,
+                )
+                done = trio.Event()
+                remaining = len(calls)
+
+                async def call(index: int, kind: str, steps: int, close_at: int | None) -> None:
+                    nonlocal remaining
+                    headers = {"x-call": str(index)}
+                    try:
+                        with trio.CancelScope() as scope:
+                            instrument.plans[trio.lowlevel.current_task()] = (steps, scope)
+                            if kind == "sse" or close_at is not None:
+                                async with client.stream(
+                                    "GET", f"/{kind}", headers=headers
+                                ) as response:
+
+                                    async def closer(r: trio_infer.Response = response) -> None:
+                                        for _ in range(close_at or 0):
+                                            await trio.lowlevel.checkpoint()
+                                        r.close()
+
+                                    async with trio.open_nursery() as pair:
+                                        if close_at is not None:
+                                            pair.start_soon(closer)
+                                        async for _ in response.aiter_bytes():
+                                            pass
+                            else:
+                                await client.request("GET", f"/{kind}", headers=headers)
+                        outcomes.append("cancelled" if scope.cancelled_caught else "completed")
+                    except* (trio_infer.StreamClosed, trio_infer.PoolTimeout) as group:
+                        outcomes.append(type(group.exceptions[0]).__name__)
+                    finally:
+                        remaining -= 1
+                        if not remaining:
+                            done.set()
+
+                async with trio.open_nursery() as application:
+                    async with client:
+                        for index, (kind, steps, close_at) in enumerate(calls):
+                            application.start_soon(call, index, kind, steps, close_at)
+                        if shutdown_after is None:
+                            await done.wait()
+                        else:
+                            for _ in range(shutdown_after):
+                                await trio.lowlevel.checkpoint()
+                    opened_at_close = client.stats().opened
+                    instrument.plans.clear()
+                event(f"shutdown early: {shutdown_after is not None and not done.is_set()}")
+                stats = client.stats()
+                assert limiter.borrowed_tokens == 0
+                assert (stats.active, stats.connecting, stats.open_connections) == (0, 0, 0)
+                assert stats.opened == stats.closed == opened_at_close
+                await server.wait_until(lambda s: s.connections_open == 0)
+                with pytest.raises(trio_infer.ClientClosed):
+                    await client.request("GET", "/json")
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+    assert len(outcomes) == len(calls)

@@ -145,6 +145,12 @@ class Connection:
     def is_idle(self) -> bool:
         return self.state is ConnState.IDLE
 
+    def is_reusable(self) -> bool:
+        return self.codec.keep_alive and not self.must_close
+
+    def received_bytes(self) -> int:
+        return self.codec.received
+
     def has_expired(self) -> bool:
         """Must this idle connection never carry another exchange? True whenever the socket
         is readable while no request is outstanding: bytes the server sent unasked (which

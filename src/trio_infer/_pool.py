@@ -65,7 +65,11 @@ if TYPE_CHECKING:
 
     from ._endpoint import Endpoint
     from ._exchange import Exchange
+    from ._interfaces import PoolConnection
     from ._keepalive import KeepAlive
+
+    # The pool's rules are written against PoolConnection; HTTP/1.1 is one implementation.
+    _CONFORMS: type[PoolConnection] = Connection
 
 __all__ = ["CLOSE_REASONS", "RESERVED", "ConnectionSlots", "EndpointPool"]
 
@@ -473,11 +477,11 @@ class EndpointPool:
     def finish(self, conn: Connection, end: float) -> None:
         """The exchange on ``conn`` read its response to the end: pool the connection if the
         codec says keep-alive and the policy lets it live; close it otherwise."""
-        self.bytes_received += conn.codec.received
+        self.bytes_received += conn.received_bytes()
         conn.exchange = None
         if conn.state is _CLOSED:  # closed underneath (sweeper, shutdown): already settled
             return
-        if not conn.codec.keep_alive or conn.must_close:
+        if not conn.is_reusable():
             # Our own Connection: close (policy), or the server's (or an HTTP/1.0 answer).
             self.close(conn, "policy" if conn.last_by_policy else "server_close")
         elif self.max_age is not None and end - conn.opened_at >= self.max_age:
