@@ -6,6 +6,7 @@ import inspect
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 import trio_infer
@@ -145,3 +146,15 @@ def test_no_endpoints_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_read_environment_ignores_other_variables() -> None:
     assert read_environment({"PATH": "/bin", "TRIO_INFERX": "1"}) == {}
+
+
+def test_the_resolved_configuration_is_a_frozen_value_without_secrets() -> None:
+    client = trio_infer.Client(
+        "http://127.0.0.1:9", headers={"authorization": "Bearer s3cret"}, limiter=3
+    )
+    settings = client.settings
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        settings.retry = trio_infer.Retry.disabled()  # type: ignore[misc]
+    assert settings.limiter is client.limiter and client.limiter.total_tokens == 3
+    assert settings.headers == ((b"authorization", b"Bearer s3cret"),)
+    assert "s3cret" not in repr(settings)

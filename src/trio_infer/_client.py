@@ -26,60 +26,32 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import trio
 from trio.lowlevel import enable_ki_protection
 
 from ._background import Background, sweep_tick
 from ._budget import ConnectionBudget, budget_for
-from ._codec import MAX_HEADER_BYTES, resolve_parser
-from ._config import UNSET, Unset, read_environment, resolve_arguments
-from ._endpoint import Endpoint, parse_endpoint
-from ._errors import ClientClosed, ConfigError, InvalidRequest, TotalTimeout
+from ._config import UNSET, Unset
+from ._endpoint import Endpoint
+from ._errors import ClientClosed, InvalidRequest, TotalTimeout
 from ._exchange import Exchange, ExchangeContext
 from ._keepalive import KeepAlive
 from ._kserve import KServeAPI
 from ._nursery import open_background_nursery
 from ._openai import OpenAIAPI
 from ._pool import ConnectionSlots, EndpointPool
-from ._prepare import base_headers, encode_headers, prepare_request
+from ._prepare import base_headers, prepare_request
 from ._response import Response
 from ._retry import Retry
-from ._sources import SourceRotation, check_bindable, parse_source_addresses, plan_routes
+from ._settings import resolve_settings
+from ._sources import SourceRotation, check_bindable, plan_routes
 from ._stats import ClientStats, EndpointStats, SourceStats
 from ._timeouts import Timeouts
 
 __all__ = ["Client"]
 
-_T = TypeVar("_T")
-
-
-def _whole(name: str, value: Any, *, unit: str = "") -> Any:
-    """``value`` if it is None or a whole number >= 1 (not a bool), else a ConfigError."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        what = f"a whole number of {unit}" if unit else "a whole number"
-        raise ConfigError(f"{name}={value!r} must be {what} >= 1 or None")
-    return value
-
-
-def _positive(name: str, value: Any, *, none_ok: bool = False) -> Any:
-    """``value`` if it is a number > 0 (or None, when allowed), else a ConfigError."""
-    if value is None and none_ok:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        also = " or None" if none_ok else ""
-        raise ConfigError(f"{name}={value!r} must be a positive number{also}")
-    return value
-
-
-def _instance(name: str, value: object, cls: type[_T], default: Callable[[], _T]) -> _T:
-    """``value``, or ``default()`` when None; anything but a ``cls`` is a ConfigError."""
-    if value is None:
-        return default()
-    if not isinstance(value, cls):
-        raise ConfigError(f"{name}={value!r} must be a trio_infer.{cls.__name__}")
-    return value
 
 
 def _source_stats(pool: EndpointPool) -> tuple[SourceStats, ...]:
@@ -191,136 +163,49 @@ class Client:
             "max_body_bytes": max_body_bytes,
             "stats_interval": stats_interval,
         }
-        kwargs, origins = resolve_arguments(given, read_environment())
-        try:
-            self._configure(**kwargs)
-        except ConfigError as exc:
-            message = str(exc)
-            for keyword, variable in origins.items():
-                if message.startswith(keyword) or f" {keyword}=" in message:
-                    raise ConfigError(
-                        f"{message} (set by environment variable {variable})"
-                    ) from None
-            raise
-
-    def _configure(
-        self,
-        endpoints: str | Endpoint | Sequence[str | Endpoint],
-        *,
-        limiter: int | trio.CapacityLimiter = 256,
-        max_connections: int | None = None,
-        timeouts: Timeouts | None = None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        parser: str = "httptools",
-        ssl_context: ssl.SSLContext | None = None,
-        keepalive: KeepAlive | None = None,
-        max_connections_per_endpoint: int | None = None,
-        source_addresses: str | Sequence[str] = (),
-        endpoint_keepalive: Mapping[str | Endpoint, KeepAlive] | None = None,
-        worker_header: str | None = None,
-        worker_interval: float = 1.0,
-        tcp_quickack: bool = True,
-        retry: Retry | None = None,
-        retry_non_idempotent: bool = False,
-        max_header_bytes: int = MAX_HEADER_BYTES,
-        max_body_bytes: int | None = None,
-        stats_interval: float | None = None,
-    ) -> None:
-        if isinstance(endpoints, str | Endpoint) or not isinstance(endpoints, Sequence):
-            endpoints = [endpoints]  # a lone bad value is named by parse_endpoint
-        parsed: list[Endpoint] = []
-        for item in endpoints:
-            endpoint = parse_endpoint(item)
-            if endpoint not in parsed:
-                parsed.append(endpoint)
-        if not parsed:
-            raise ConfigError("endpoints is empty; pass at least one base URL")
-        self.endpoints: tuple[Endpoint, ...] = tuple(parsed)
-
-        if isinstance(limiter, trio.CapacityLimiter):
-            self.limiter = limiter
-        elif isinstance(limiter, int) and not isinstance(limiter, bool) and limiter >= 1:
-            self.limiter = trio.CapacityLimiter(limiter)
-        else:
-            raise ConfigError(
-                f"limiter={limiter!r} must be a whole number >= 1 or a trio.CapacityLimiter"
-            )
-
-        _whole("max_connections", max_connections)
-        _whole("max_connections_per_endpoint", max_connections_per_endpoint)
-        self._requested_max_connections = max_connections
+        #: the configuration, resolved and validated (a frozen value)
+        self.settings = settings = resolve_settings(given)
+        self.endpoints = settings.endpoints
+        self.limiter = settings.limiter
         #: the cap on open connections, resolved on entry (see ``max_connections`` above)
-        self.max_connections: int | None = max_connections
-        self.max_connections_per_endpoint = max_connections_per_endpoint
-        self.source_addresses = parse_source_addresses(source_addresses)
+        self.max_connections: int | None = settings.max_connections
+        self.max_connections_per_endpoint = settings.max_connections_per_endpoint
+        self.source_addresses = settings.source_addresses
         #: the connection budget, computed on entry
         self.budget: ConnectionBudget | None = None
-        self.timeouts = timeouts = _instance("timeouts", timeouts, Timeouts, Timeouts)
-        self.keepalive = keepalive = _instance("keepalive", keepalive, KeepAlive, KeepAlive.on)
-        self.retry = _instance("retry", retry, Retry, Retry)
-        self.retry_non_idempotent = bool(retry_non_idempotent)
-        if max_header_bytes is None:
-            raise ConfigError("max_header_bytes=None: a response head needs a limit")
-        self.max_header_bytes = _whole("max_header_bytes", max_header_bytes, unit="bytes")
-        self.max_body_bytes = _whole("max_body_bytes", max_body_bytes, unit="bytes")
-        self.stats_interval = _positive("stats_interval", stats_interval, none_ok=True)
-        endpoint_policies: dict[Endpoint, KeepAlive] = {}
-        for key, policy in (endpoint_keepalive or {}).items():
-            target = parse_endpoint(key)
-            if target not in parsed:
-                known = ", ".join(e.url for e in parsed)
-                raise ConfigError(
-                    f"endpoint_keepalive names {key!r}, which is not one of this client's "
-                    f"endpoints ({known})"
-                )
-            if not isinstance(policy, KeepAlive):
-                raise ConfigError(
-                    f"endpoint_keepalive[{key!r}]={policy!r} must be a trio_infer.KeepAlive"
-                )
-            endpoint_policies[target] = policy
-        if worker_header is not None and (
-            not isinstance(worker_header, str) or not worker_header.strip()
-        ):
-            raise ConfigError(
-                f"worker_header={worker_header!r} must be a header name such as 'x-worker-id'"
-            )
+        self.timeouts = settings.timeouts
+        self.keepalive = settings.keepalive
+        self.retry = settings.retry
+        self.retry_non_idempotent = settings.retry_non_idempotent
+        self.max_header_bytes = settings.max_header_bytes
+        self.max_body_bytes = settings.max_body_bytes
+        self.stats_interval = settings.stats_interval
         #: the response header naming the server worker that answered (None: not tracked)
-        self.worker_header = worker_header.strip().lower() if worker_header else None
-        self.worker_interval = float(_positive("worker_interval", worker_interval) or 0)
-        self.parser = resolve_parser(parser)
-        try:
-            self._headers = encode_headers(headers)
-        except InvalidRequest as exc:
-            raise ConfigError(str(exc)) from None
-
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise ConfigError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
-        if ssl_context is None and any(e.scheme == "https" for e in parsed):
-            ssl_context = ssl.create_default_context()
-            ssl_context.set_alpn_protocols(["http/1.1"])
-        # A caller's context is used as given (its ALPN list included): the connection
-        # refuses a server that picks anything but HTTP/1.1 (``Connection.connect``).
-
-        self._slots = ConnectionSlots(max_connections or 1)
+        self.worker_header = settings.worker_header
+        self.worker_interval = settings.worker_interval
+        self.parser = settings.parser
+        self._slots = ConnectionSlots(settings.max_connections or 1)
         self._pools: list[EndpointPool] = []
-        for endpoint in parsed:
-            policy = endpoint_policies.get(endpoint, keepalive)
+        for endpoint in settings.endpoints:
+            policy = settings.keepalive_for(endpoint)
             pool = EndpointPool(
                 endpoint,
                 slots=self._slots,
                 parser=self.parser,
-                ssl_context=ssl_context if endpoint.scheme == "https" else None,
+                ssl_context=settings.ssl_context if endpoint.scheme == "https" else None,
                 keepalive=policy,
                 on_connection_opened=self._wake_sweeper,
             )
             pool.worker_header = self.worker_header
-            pool.quickack = bool(tcp_quickack)
+            pool.quickack = settings.tcp_quickack
             pool.max_header_bytes = self.max_header_bytes
-            pool.base_headers = base_headers(endpoint, self._headers, close=policy.mode == "off")
+            pool.base_headers = base_headers(
+                endpoint, list(settings.headers), close=policy.mode == "off"
+            )
             self._pools.append(pool)
         self._slots.pools = self._pools
         self._next_pool = itertools.cycle(self._pools).__next__
-        self._tick = sweep_tick(timeouts)
+        self._tick = sweep_tick(settings.timeouts)
         self._ctx = ExchangeContext(self.limiter, self.max_header_bytes, self.max_body_bytes)
         self._background = Background(
             self._pools,
@@ -369,7 +254,7 @@ class Client:
         routes = plan_routes(resolved, sources)
         destinations = [d for ds in routes.values() for d in ds]
         budget = self.budget = budget_for(destinations, sources)
-        requested = self._requested_max_connections
+        requested = self.settings.max_connections
         if requested is None:
             if budget.max_connections < 1:
                 budget.check(1)  # raises, saying which limit is zero and the fix
