@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import math
 import sys
+from typing import Any
 
 import pytest
 import trio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trio_infer
 from trio_infer import ConfigError, KServeError, Tensor
 from trio_infer._kserve import decode_infer_response, encode_infer_request
-from trio_infer.testing import FakeKServe, TestServer, serve
+from trio_infer.testing import FakeKServe, TestServer, reply, serve
 
 NUMERIC = [
     "INT8",
@@ -70,19 +71,31 @@ def tensors(draw: st.DrawFn) -> Tensor:
     return Tensor("t", [len(data)], datatype, data)
 
 
+@settings(deadline=None)  # no timed assertions: a loaded machine is not a failure
 @given(tensors())
 def test_binary_encoding_round_trips(tensor: Tensor) -> None:
     back = Tensor.from_bytes("t", tensor.shape, tensor.datatype, tensor.to_bytes())
     assert back == tensor
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@settings(deadline=None)
 @given(st.lists(tensors(), min_size=1, max_size=3), st.booleans())
 def test_requests_decode_as_the_server_would(inputs: list[Tensor], binary: bool) -> None:
     # A request is decoded the way a response is (the same layout), so the fake's parser and
     # the client's decoder check each other.
     inputs = [Tensor(f"in{i}", t.shape, t.datatype, t.data) for i, t in enumerate(inputs)]
     finite = all(math.isfinite(x) for t in inputs if t.datatype.startswith("FP") for x in t.data)
-    if not binary and not finite:
+    text = all(_is_utf8(x) for t in inputs if t.datatype == "BYTES" for x in t.data)
+    if not binary and not (finite and text):
+        # JSON cannot carry inf, nan or non-UTF-8 bytes: refused, not sent mangled.
         with pytest.raises(trio_infer.InvalidRequest, match="binary_inputs=True"):
             encode_infer_request(inputs, binary_inputs=binary)
         return
@@ -96,8 +109,7 @@ def test_requests_decode_as_the_server_would(inputs: list[Tensor], binary: bool)
     )
     for sent, got in zip(inputs, result.outputs, strict=True):
         assert (got.name, got.shape, got.datatype) == (sent.name, sent.shape, sent.datatype)
-        if binary or sent.datatype != "BYTES":  # JSON carries BYTES as text, so only UTF-8 survives
-            assert got.data == sent.data
+        assert got.data == sent.data
 
 
 def test_numpy_round_trip() -> None:
@@ -243,3 +255,185 @@ async def test_tritonclient_accepts_the_fake(nursery: trio.Nursery) -> None:
         "add_binary_True": [11.0, 22.0, 33.0],
         "bytes": ["hello", "trio"],
     }
+
+
+# --- wrong-shaped answers and bad arguments are typed errors (issue #10, defect 12) -----------
+
+
+def output(**fields: Any) -> dict[str, Any]:
+    return {"name": "o", "shape": [2], "datatype": "INT32", "data": [1, 2], **fields}
+
+
+def binary(size: Any, **fields: Any) -> dict[str, Any]:
+    entry = {"name": "o", "shape": [2], "datatype": "INT32", **fields}
+    entry.setdefault("parameters", {"binary_data_size": size})
+    return entry
+
+
+# (the JSON header, the binary part, what the error must name)
+WRONG_RESPONSES: list[tuple[Any, bytes, str]] = [
+    ({"outputs": 5}, b"", "outputs"),
+    ({"outputs": {"o": {}}}, b"", "outputs"),
+    ({"outputs": [5]}, b"", "outputs[0]"),
+    ({"outputs": [{"shape": [1], "datatype": "INT32", "data": [1]}]}, b"", "name"),
+    ({"outputs": [output(name=5)]}, b"", "name"),
+    ({"outputs": [{"name": "o", "datatype": "INT32", "data": [1]}]}, b"", "shape"),
+    ({"outputs": [{"name": "o", "shape": [1], "data": [1]}]}, b"", "datatype"),
+    ({"outputs": [output(datatype="INT3")]}, b"", "datatype"),
+    ({"outputs": [output(datatype=["INT32"])]}, b"", "datatype"),
+    ({"outputs": [output(shape=5)]}, b"", "shape"),
+    ({"outputs": [output(shape=[-2])]}, b"", "shape"),
+    ({"outputs": [output(shape=["2"])]}, b"", "shape"),
+    ({"outputs": [output(shape=[2.0])]}, b"", "shape"),
+    ({"outputs": [output(shape=[True, True])]}, b"", "shape"),
+    ({"outputs": [output(data=[1, 2, 3])]}, b"", "data"),
+    ({"outputs": [output(data=5)]}, b"", "data"),
+    ({"outputs": [output(data=["a", "b"])]}, b"", "data"),
+    ({"outputs": [output(data=[1.5, 2])]}, b"", "data"),
+    ({"outputs": [output(data=[True, 2])]}, b"", "data"),
+    ({"outputs": [output(data=[2**31, 2])]}, b"", "data"),
+    ({"outputs": [output(datatype="FP32", data=["1", 2.0])]}, b"", "data"),
+    ({"outputs": [output(datatype="BOOL", data=[1, 0])]}, b"", "data"),
+    ({"outputs": [output(datatype="BYTES", data=[1, 2])]}, b"", "data"),
+    ({"outputs": [output(parameters=5)]}, b"", "parameters"),
+    ({"outputs": [binary(8)]}, b"\0" * 7, "past the body's end"),
+    ({"outputs": [binary(4)]}, b"\0" * 4, "binary_data_size"),  # 2 x INT32 is 8 bytes
+    ({"outputs": [binary(12)]}, b"\0" * 12, "binary_data_size"),
+    ({"outputs": [binary(-8)]}, b"\0" * 8, "binary_data_size"),
+    ({"outputs": [binary(8.0)]}, b"\0" * 8, "binary_data_size"),
+    ({"outputs": [binary("8")]}, b"\0" * 8, "binary_data_size"),
+    ({"outputs": [binary(True)]}, b"\0" * 8, "binary_data_size"),
+    ({"outputs": [binary(8, parameters=[1])]}, b"\0" * 8, "parameters"),
+    ({"outputs": [binary(8, shape=[2**62, 2**62])]}, b"\0" * 8, "binary_data_size"),
+    ({"outputs": [binary(8, datatype="BYTES")]}, b"\5\0\0\0abcd", "BYTES"),  # runs past
+    ({"outputs": [binary(5, datatype="BYTES")]}, b"\1\0\0\0a", "BYTES"),  # 1 item of 2
+    ({"outputs": [binary(10, datatype="BYTES")]}, b"\1\0\0\0a\0\0\0\0z", "BYTES"),  # a byte left
+    ({"outputs": [binary(8)]}, b"\0" * 9, "after the last binary output"),
+    ({"outputs": [], "model_name": 5}, b"", "model_name"),
+    ({"outputs": [], "model_version": ["1"]}, b"", "model_version"),
+    ({"outputs": [], "id": 5}, b"", "id"),
+    ({"outputs": [], "parameters": 5}, b"", "parameters"),
+]
+
+
+@pytest.mark.parametrize(("header", "blob", "field"), WRONG_RESPONSES)
+def test_a_wrong_shaped_infer_response_is_a_kserve_error(
+    header: Any, blob: bytes, field: str
+) -> None:
+    encoded = json.dumps(header).encode()
+    with pytest.raises(KServeError) as info:
+        decode_infer_response(encoded + blob, len(encoded) if blob else None, 200)
+    assert field in str(info.value)
+    assert info.value.status == 200
+
+
+@pytest.mark.parametrize("length", [-1, 10_000, None])
+def test_a_header_length_outside_the_body_is_a_kserve_error(length: int | None) -> None:
+    encoded = json.dumps({"outputs": []}).encode()
+    if length is None:  # a header length that cuts the JSON short
+        length = len(encoded) - 1
+    with pytest.raises(KServeError, match="header"):
+        decode_infer_response(encoded + b"\0\0", length)
+
+
+@pytest.mark.parametrize("value", ["abc", "+12", "1_2", "-3", "99999999999999999999"])
+async def test_a_bad_header_length_header_is_a_kserve_error(
+    nursery: trio.Nursery, value: str
+) -> None:
+    server: TestServer = await nursery.start(
+        serve, reply(b'{"outputs": []}', headers=[("inference-header-content-length", value)])
+    )
+    async with trio_infer.Client(server.url) as client:
+        with pytest.raises(KServeError, match="Inference-Header-Content-Length"):
+            await client.kserve.infer("m", [Tensor("i", [1], "INT32", [1])])
+
+
+def test_a_well_formed_response_still_decodes() -> None:
+    # The checks above must not refuse what the protocol allows: nested data, a missing
+    # ``data`` for an empty tensor, ints for floats, and binary outputs next to JSON ones.
+    header = {
+        "model_name": "m",
+        "model_version": "1",
+        "id": "r",
+        "parameters": {"x": 1},
+        "outputs": [
+            output(shape=[2, 1], data=[[1], [2]]),
+            {"name": "e", "shape": [0], "datatype": "FP32"},
+            output(name="f", datatype="FP64", data=[1, 2.5]),
+            binary(8, name="b"),
+            binary(9, name="s", datatype="BYTES"),
+        ],
+    }
+    encoded = json.dumps(header).encode()
+    blob = b"\1\0\0\0\2\0\0\0" + b"\1\0\0\0a\0\0\0\0"
+    result = decode_infer_response(encoded + blob, len(encoded))
+    assert [t.data for t in result.outputs] == [(1, 2), (), (1, 2.5), (1, 2), (b"a", b"")]
+
+
+BAD_INFER_CALLS: list[tuple[dict[str, Any], str]] = [
+    ({"model": 5}, "model"),
+    ({"model": None}, "model"),
+    ({"model": ""}, "model"),
+    ({"inputs": 5}, "inputs"),
+    ({"inputs": [5]}, "inputs[0]"),
+    ({"inputs": Tensor("i", [1], "INT32", [1])}, "inputs"),
+    ({"outputs": "OUTPUT0"}, "outputs"),
+    ({"outputs": [5]}, "outputs[0]"),
+    ({"version": ["1"]}, "version"),
+    ({"parameters": 5}, "parameters"),
+    ({"request_id": 5}, "request_id"),
+    ({"binary_inputs": "yes"}, "binary_inputs"),
+    ({"binary_outputs": 1}, "binary_outputs"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "argument"), BAD_INFER_CALLS)
+async def test_bad_infer_arguments_are_invalid_requests(
+    nursery: trio.Nursery, kwargs: dict[str, Any], argument: str
+) -> None:
+    server = await fake_server(nursery)
+    call = {"model": "identity", "inputs": [Tensor("INPUT0", [1], "INT32", [1])], **kwargs}
+    async with trio_infer.Client(server.url) as client:
+        with pytest.raises(trio_infer.InvalidRequest) as info:
+            await client.kserve.infer(**call)
+    assert argument in str(info.value)
+    assert server.requests == []
+
+
+async def test_unknown_options_and_bad_model_names_are_invalid_requests(
+    nursery: trio.Nursery,
+) -> None:
+    server = await fake_server(nursery)
+    async with trio_infer.Client(server.url) as client:
+        with pytest.raises(trio_infer.InvalidRequest, match="foo"):
+            await client.kserve.server_live(foo=1)
+        with pytest.raises(trio_infer.InvalidRequest, match="model"):
+            await client.kserve.model_ready(5)  # type: ignore[arg-type]
+        with pytest.raises(trio_infer.InvalidRequest, match="version"):
+            await client.kserve.model_metadata("add", version=1.5)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((5, [1], "INT32", [1]), "name"),
+        (("x", 5, "INT32", [1]), "shape"),
+        (("x", ["1"], "INT32", [1]), "shape"),
+        (("x", [1], None, [1]), "datatype"),
+        (("x", [1], ["INT32"], [1]), "datatype"),
+        (("x", [1], "INT32", ["a"]), "data"),
+        (("x", [1], "INT32", [1.5]), "data"),
+        (("x", [1], "INT32", [True]), "data"),
+        (("x", [1], "INT8", [300]), "data"),
+        (("x", [1], "UINT8", [-1]), "data"),
+        (("x", [1], "FP32", ["1.0"]), "data"),
+        (("x", [1], "FP16", [1e10]), "data"),
+        (("x", [1], "BOOL", [1]), "data"),
+        (("x", [1], "BYTES", [1]), "data"),
+        (("x", [1], "INT32", [None]), "data"),
+    ],
+)
+def test_a_bad_tensor_is_a_config_error(args: tuple[Any, ...], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Tensor(*args)

@@ -516,3 +516,26 @@ async def test_release_paths_are_protected_from_keyboard_interrupt(
             async for _ in response.aiter_sse():
                 break
     assert protected and all(protected), protected
+
+
+# --- 9. a stream that never ends an event cannot fill memory --------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sse", "lines"])
+async def test_an_endless_event_or_line_is_refused_not_buffered(
+    nursery: trio.Nursery, parser: str, kind: str
+) -> None:
+    server: TestServer = await nursery.start(
+        serve, reply(b"data: " + b"x" * 70_000, chunked=True, chunk_size=4096)
+    )
+    async with trio_infer.Client(server.url, parser=parser) as client:
+        with pytest.raises(trio_infer.ResponseTooLarge, match="65536"):
+            async with client.stream("GET", "/") as response:
+                if kind == "sse":
+                    async for _ in response.aiter_sse(max_event_bytes=65536):
+                        pass
+                else:
+                    async for _ in response.aiter_lines(max_line_bytes=65536):
+                        pass
+        assert_quiet(client)
+        assert client.stats().endpoints[0].closed_by("interrupted") == 1

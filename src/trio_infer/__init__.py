@@ -42,6 +42,7 @@ from ._openai import StreamChunk as StreamChunk
 from ._openai import StreamSummary as StreamSummary
 from ._openai import TokenStream as TokenStream
 from ._openai import Usage as Usage
+from ._requester import Requester as Requester
 from ._response import Chunk as Chunk
 from ._response import Response as Response
 from ._response import ResponseNotRead as ResponseNotRead

@@ -4,6 +4,13 @@ Health, metadata and inference, JSON or with the binary tensor extension (which 
 for large tensors) in either direction: ``binary_inputs=True`` sends input data as raw bytes
 after the JSON header (``Inference-Header-Content-Length``), ``binary_outputs=True`` asks for
 outputs the same way. Servers that only speak JSON work with both off (the default).
+
+Answers are checked as they are decoded: an answer of the wrong shape (``outputs`` not an
+array, an output without ``name``/``shape``/``datatype``, a shape that is not whole numbers
+>= 0, a ``binary_data_size`` that does not match the tensor or the body, data of the wrong
+length or type) is a :class:`KServeError` naming the output and the field, never a
+``TypeError`` or ``struct.error``. Bad arguments are :class:`InvalidRequest` (for tensors,
+:class:`ConfigError` when the :class:`Tensor` is made), and nothing is sent.
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import msgspec
 
-from ._errors import Error, InvalidRequest
+from ._errors import ConfigError, Error, InvalidRequest
 from ._tensor import Tensor
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._requester import Requester
     from ._response import Response
     from ._retry import Retry
     from ._timeouts import Timeouts
@@ -71,6 +78,41 @@ class InferResult:
         raise KeyError(f"no output {name!r}; the outputs are {[t.name for t in self.outputs]}")
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{text[:200]}... ({len(text)} characters)" if len(text) > 200 else text
+
+
+def _check_request(
+    inputs: Any,
+    outputs: Any,
+    binary_inputs: Any,
+    binary_outputs: Any,
+    parameters: Any,
+    request_id: Any,
+) -> None:
+    if isinstance(inputs, str | bytes) or not isinstance(inputs, Sequence):
+        raise InvalidRequest(f"inputs={_shown(inputs)}: expected a list of trio_infer.Tensor")
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, Tensor):
+            raise InvalidRequest(f"inputs[{i}]={_shown(tensor)}: expected a trio_infer.Tensor")
+    if outputs is not None:
+        if isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence):
+            raise InvalidRequest(
+                f"outputs={_shown(outputs)}: expected a list of output names (or None for all)"
+            )
+        for i, name in enumerate(outputs):
+            if not isinstance(name, str):
+                raise InvalidRequest(f"outputs[{i}]={_shown(name)}: expected an output name")
+    for flag, value in (("binary_inputs", binary_inputs), ("binary_outputs", binary_outputs)):
+        if not isinstance(value, bool):
+            raise InvalidRequest(f"{flag}={_shown(value)}: expected True or False")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise InvalidRequest(f"parameters={_shown(parameters)}: expected a mapping or None")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidRequest(f"request_id={_shown(request_id)}: expected a string or None")
+
+
 def encode_infer_request(
     inputs: Sequence[Tensor],
     outputs: Sequence[str] | None = None,
@@ -80,7 +122,12 @@ def encode_infer_request(
     parameters: Mapping[str, Any] | None = None,
     request_id: str | None = None,
 ) -> tuple[bytes, int | None]:
-    """The request body, and the JSON header's length when binary data follows it."""
+    """The request body, and the JSON header's length when binary data follows it.
+
+    :class:`InvalidRequest` for arguments of the wrong type, and for data JSON cannot carry
+    (``inf``/``nan``, ``BYTES`` that are not UTF-8): send those with ``binary_inputs=True``.
+    """
+    _check_request(inputs, outputs, binary_inputs, binary_outputs, parameters, request_id)
     header: dict[str, Any] = {}
     if request_id is not None:
         header["id"] = request_id
@@ -104,7 +151,16 @@ def encode_infer_request(
                     f"tensor {tensor.name!r} holds inf or nan, which JSON cannot carry; send it "
                     f"with binary_inputs=True"
                 )
-            entry["data"] = tensor.json_data()
+            if tensor.datatype == "BYTES":
+                try:
+                    entry["data"] = [d.decode() if isinstance(d, bytes) else d for d in tensor.data]
+                except UnicodeDecodeError:
+                    raise InvalidRequest(
+                        f"tensor {tensor.name!r} holds bytes that are not UTF-8, which JSON "
+                        f"cannot carry as text; send it with binary_inputs=True"
+                    ) from None
+            else:
+                entry["data"] = tensor.json_data()
         if tensor_parameters:
             entry["parameters"] = tensor_parameters
         entries.append(entry)
@@ -117,68 +173,148 @@ def encode_infer_request(
         request_parameters["binary_data_output"] = True
     if request_parameters:
         header["parameters"] = request_parameters
-    encoded = _encode(header)
+    try:
+        encoded = _encode(header)
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        raise InvalidRequest(
+            f"the request cannot be encoded as JSON ({exc}); parameters and tensor data must "
+            f"be JSON values (numpy scalars too: send them with binary_inputs=True)"
+        ) from None
     if blobs:
         return encoded + b"".join(blobs), len(encoded)
     return encoded, None
 
 
+_MISSING: Final = object()
+
+
+def _wrong(where: str, value: Any, expected: str, status: int) -> KServeError:
+    shown = "missing" if value is _MISSING else _shown(value)
+    return KServeError(
+        f"the server's answer does not follow the KServe v2 protocol: {where} is {shown}, "
+        f"expected {expected}",
+        status=status,
+    )
+
+
 def decode_infer_response(
     content: bytes, header_length: int | None, status: int = 200
 ) -> InferResult:
-    """Decode a response body (``header_length`` from ``Inference-Header-Content-Length``)."""
+    """Decode a response body (``header_length`` from ``Inference-Header-Content-Length``).
+
+    Every output is checked (see the module docstring); the binary outputs must use up the
+    bytes after the JSON header exactly. :class:`KServeError` names what is wrong.
+    """
+    if header_length is None:
+        header, blob = content, b""
+    else:
+        if type(header_length) is not int or not 0 <= header_length <= len(content):
+            raise KServeError(
+                f"the JSON header length {_shown(header_length)} "
+                f"(Inference-Header-Content-Length) is outside the body of {len(content)} bytes",
+                status=status,
+            )
+        header, blob = content[:header_length], content[header_length:]
     try:
-        if header_length is None:
-            body, blob = _decode(content), b""
-        else:
-            body, blob = _decode(content[:header_length]), content[header_length:]
+        body = _decode(header)
     except msgspec.DecodeError as exc:
-        raise KServeError(f"the response is not valid JSON: {exc}", status=status) from None
+        if header_length is None:
+            raise KServeError(f"the response is not valid JSON: {exc}", status=status) from None
+        raise KServeError(
+            f"the response's JSON header (its first {header_length} bytes, from "
+            f"Inference-Header-Content-Length) is not valid JSON: {exc}",
+            status=status,
+        ) from None
     if not isinstance(body, dict):
         raise KServeError("the response is not a JSON object", status=status)
+    outputs = body.get("outputs")
+    if outputs is None:
+        outputs = []
+    elif type(outputs) is not list:
+        raise _wrong("outputs", outputs, "an array of output tensors", status)
     tensors = []
     offset = 0
-    try:
-        for out in body.get("outputs") or []:
-            size = (out.get("parameters") or {}).get("binary_data_size")
+    for i, out in enumerate(outputs):
+        where = f"outputs[{i}]"
+        if type(out) is not dict:
+            raise _wrong(where, out, "an object", status)
+        name = out.get("name", _MISSING)
+        if type(name) is not str:
+            raise _wrong(f"{where}.name", name, "a string", status)
+        for key, expected in (
+            ("shape", "an array of whole numbers >= 0"),
+            ("datatype", "a string"),
+        ):
+            if key not in out:
+                raise _wrong(f"output {name!r} ({where}): {key}", _MISSING, expected, status)
+        parameters = out.get("parameters")
+        if parameters is not None and type(parameters) is not dict:
+            raise _wrong(f"{where}.parameters", parameters, "an object", status)
+        size = (parameters or {}).get("binary_data_size")
+        try:
             if size is None:
                 tensors.append(Tensor.from_json(out))
                 continue
+            if type(size) is not int or size < 0:
+                raise _wrong(
+                    f"{where}.parameters.binary_data_size", size, "a whole number >= 0", status
+                )
             if offset + size > len(blob):
                 raise KServeError(
-                    f"output {out.get('name')!r} claims {size} binary bytes past the body's end",
+                    f"output {name!r} claims {size} binary bytes past the body's end "
+                    f"({len(blob) - offset} left)",
                     status=status,
                 )
             tensors.append(
                 Tensor.from_bytes(
-                    out["name"],
+                    name,
                     out["shape"],
                     out["datatype"],
                     blob[offset : offset + size],
-                    out.get("parameters"),
+                    parameters,
                 )
             )
-            offset += size
-    except (KeyError, TypeError, ValueError, Error) as exc:
-        if isinstance(exc, KServeError):
-            raise
-        raise KServeError(f"an output tensor is malformed: {exc}", status=status) from None
+        except ConfigError as exc:
+            binary = "" if size is None else f", binary_data_size={size}"
+            raise KServeError(
+                f"the server's answer does not follow the KServe v2 protocol: output {name!r} "
+                f"({where}{binary}): {exc}",
+                status=status,
+            ) from None
+        offset += size
+    if offset != len(blob):
+        raise KServeError(
+            f"{len(blob) - offset} bytes after the last binary output: the outputs' "
+            f"binary_data_size values account for {offset} of the {len(blob)} binary bytes",
+            status=status,
+        )
+    for field in ("model_name", "model_version", "id"):
+        value = body.get(field)
+        if value is not None and type(value) is not str:
+            raise _wrong(field, value, "a string", status)
+    parameters = body.get("parameters")
+    if parameters is not None and type(parameters) is not dict:
+        raise _wrong("parameters", parameters, "an object", status)
     return InferResult(
         model_name=body.get("model_name"),
         model_version=body.get("model_version"),
         id=body.get("id"),
-        parameters=body.get("parameters") or {},
+        parameters=parameters or {},
         outputs=tuple(tensors),
         raw=body,
     )
 
 
-class KServeAPI:
-    """KServe v2 / Triton REST calls through a :class:`Client`: ``client.kserve``. Each call
-    also takes ``headers=``, ``timeouts=`` and ``retry=`` for the HTTP request."""
+_OPTIONS: Final = frozenset({"headers", "timeouts", "retry"})
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+
+class KServeAPI:
+    """KServe v2 / Triton REST calls through a :class:`~trio_infer._requester.Requester` (a
+    :class:`Client`): ``client.kserve``. Each call also takes ``headers=``, ``timeouts=`` and
+    ``retry=`` for the HTTP request; any other keyword is an :class:`InvalidRequest`."""
+
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
 
     async def server_live(self, **options: Any) -> bool:
         return (await self._get("/v2/health/live", options)).status == 200
@@ -217,6 +353,7 @@ class KServeAPI:
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
     ) -> InferResult:
+        path = _model_path(model, version) + "/infer"
         body, header_length = encode_infer_request(
             inputs,
             outputs,
@@ -231,9 +368,9 @@ class KServeAPI:
             request_headers.setdefault("Content-Type", "application/octet-stream")
         else:
             request_headers.setdefault("Content-Type", "application/json")
-        response = await self._client.request(
+        response = await self._requester.request(
             "POST",
-            _model_path(model, version) + "/infer",
+            path,
             content=body,
             headers=request_headers,
             timeouts=timeouts,
@@ -242,19 +379,27 @@ class KServeAPI:
         if response.status >= 400:
             raise _error(response)
         length = response.headers.get(HEADER_LENGTH)
-        try:
-            header_size = int(length) if length is not None else None
-        except ValueError:
+        if length is None:
+            header_size = None
+        elif length.isascii() and length.isdigit():
+            header_size = int(length)
+        else:
             raise KServeError(
-                f"Inference-Header-Content-Length {length!r} is not a number",
+                f"Inference-Header-Content-Length {_shown(length)} is not a whole number",
                 status=response.status,
-            ) from None
+            )
         return decode_infer_response(response.content, header_size, response.status)
 
     # --- plumbing ---------------------------------------------------------------------------
 
     async def _get(self, path: str, options: Mapping[str, Any]) -> Response:
-        return await self._client.request("GET", path, **options)
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise InvalidRequest(
+                f"{unknown[0]}=: not an option of this call; it takes headers=, timeouts= "
+                f"and retry="
+            )
+        return await self._requester.request("GET", path, **options)
 
     async def _get_json(self, path: str, options: Mapping[str, Any]) -> dict[str, Any]:
         response = await self._get(path, options)
@@ -273,8 +418,14 @@ class KServeAPI:
 
 
 def _model_path(model: str, version: str | None) -> str:
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(f"model={_shown(model)}: expected the model's name (a string)")
     path = "/v2/models/" + urllib.parse.quote(model, safe="")
     if version is not None:
+        if not isinstance(version, str | int) or isinstance(version, bool):
+            raise InvalidRequest(
+                f"version={_shown(version)}: expected a version such as '1' (or None)"
+            )
         path += "/versions/" + urllib.parse.quote(str(version), safe="")
     return path
 

@@ -17,24 +17,28 @@ TPOT = (last - first) / (completion tokens - 1), e2e to ``data: [DONE]``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
+import struct
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 import msgspec
 
-from ._errors import Error
+from ._errors import ConfigError, Error, InvalidRequest, ResponseTooLarge
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._requester import Requester
     from ._response import Response
     from ._retry import Retry
     from ._timeouts import Timeouts
 
 __all__ = [
     "Completion",
+    "ERROR_BODY_LIMIT",
     "Embeddings",
     "IncompleteStream",
     "Model",
@@ -48,16 +52,23 @@ __all__ = [
 
 _decode = msgspec.json.Decoder().decode
 
+#: The most bytes of a 4xx/5xx body a streaming call reads to build its :class:`OpenAIError`.
+#: Error bodies are small JSON objects; a server that sends more (an HTML page, a stream sent
+#: with an error status) gets an ``OpenAIError`` that says so, with the status, and the
+#: connection is closed rather than read to the end.
+ERROR_BODY_LIMIT: Final = 1024 * 1024
+
 
 class OpenAIError(Error):
-    """The server answered with an error: a 4xx/5xx JSON error body, or an ``error`` event
-    inside a stream.
+    """The server answered with an error (a 4xx/5xx JSON error body, or an ``error`` event
+    inside a stream), or an answer that is not what the API defines (a field of the wrong
+    type: the message names the field and its value).
 
     Attributes:
         status: the HTTP status (for an in-stream error, the stream's, usually 200).
-        message: the server's message.
+        message: the server's message, or what was wrong with the answer.
         type, code: the error's ``type`` and ``code`` fields when the server sent them.
-        body: the decoded error body or event, when it was JSON.
+        body: the decoded error body, event or answer, when it was JSON.
     """
 
     def __init__(
@@ -84,17 +95,24 @@ class IncompleteStream(OpenAIError):
 def _error_from(body: Any, status: int, fallback: str) -> OpenAIError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
+        kind = error.get("type")
         return OpenAIError(
             str(error.get("message") or fallback),
             status=status,
-            type=error.get("type"),
+            type=kind if kind is None or isinstance(kind, str) else str(kind),
             code=error.get("code"),
             body=body,
         )
     if isinstance(error, str):
         return OpenAIError(error, status=status, body=body)
     if isinstance(body, dict) and "message" in body:  # some servers put it at the top
-        return OpenAIError(str(body["message"]), status=status, type=body.get("type"), body=body)
+        kind = body.get("type")
+        return OpenAIError(
+            str(body["message"]),
+            status=status,
+            type=kind if kind is None or isinstance(kind, str) else str(kind),
+            body=body,
+        )
     return OpenAIError(fallback, status=status, body=body)
 
 
@@ -103,6 +121,60 @@ def _decode_or_none(data: bytes | str) -> Any:
         return _decode(data)
     except msgspec.DecodeError:
         return None
+
+
+# --- answers of the wrong shape -------------------------------------------------------------
+# Servers are checked where a field is read, with exact type tests (msgspec decodes JSON
+# objects to dict and arrays to list, so ``type(x) is dict`` is exact and cheap on the stream
+# path). Fields this module does not read are not checked: they stay in ``.raw``.
+
+_MISSING: Final = object()
+
+
+def _shown(value: Any) -> str:
+    if value is _MISSING:
+        return "missing"
+    text = repr(value)
+    return f"{text[:200]}... ({len(text)} characters)" if len(text) > 200 else text
+
+
+def _wrong(field: str, value: Any, expected: str, status: int, body: Any) -> OpenAIError:
+    return OpenAIError(
+        f"the server's answer does not follow the OpenAI API: {field} is {_shown(value)}, "
+        f"expected {expected}",
+        status=status,
+        body=body,
+    )
+
+
+def _count(raw: dict[str, Any], name: str, status: int, body: Any) -> int | None:
+    value = raw.get(name)
+    if value is None or (type(value) is int and value >= 0):
+        return value
+    raise _wrong(f"usage.{name}", value, "a whole number >= 0 or null", status, body)
+
+
+def _optional_str(raw: dict[str, Any], name: str, field: str, status: int, body: Any) -> Any:
+    value = raw.get(name)
+    if value is None or type(value) is str:
+        return value
+    raise _wrong(field, value, "a string or null", status, body)
+
+
+def _index(raw: dict[str, Any], field: str, default: int, status: int, body: Any) -> int:
+    value = raw.get("index", default)
+    if type(value) is int and value >= 0:
+        return value
+    raise _wrong(field, value, "a whole number >= 0", status, body)
+
+
+def _list(raw: dict[str, Any], name: str, status: int, body: Any) -> list[Any]:
+    value = raw.get(name)
+    if type(value) is list:
+        return value
+    if value is None:
+        return []
+    raise _wrong(name, value, "an array or null", status, body)
 
 
 @attrs.frozen
@@ -115,11 +187,19 @@ class Usage:
     raw: Mapping[str, Any] = attrs.field(repr=False)
 
     @classmethod
-    def from_raw(cls, raw: Any) -> Usage | None:
-        if not isinstance(raw, dict):
+    def from_raw(cls, raw: Any, *, status: int = 200, body: Any = None) -> Usage | None:
+        """The ``usage`` object of an answer (``None`` for null); :class:`OpenAIError` if it is
+        not an object of whole-number counts (``status`` and ``body`` go into the error)."""
+        if raw is None:
             return None
+        body = raw if body is None else body
+        if type(raw) is not dict:
+            raise _wrong("usage", raw, "an object or null", status, body)
         return cls(
-            raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"), raw
+            _count(raw, "prompt_tokens", status, body),
+            _count(raw, "completion_tokens", status, body),
+            _count(raw, "total_tokens", status, body),
+            raw,
         )
 
 
@@ -228,20 +308,98 @@ class Model:
     raw: Mapping[str, Any] = attrs.field(repr=False)
 
 
-def _choice_text(choice: Mapping[str, Any], chat: bool) -> tuple[str, str | None]:
-    if chat:
-        message = choice.get("message") or choice.get("delta") or {}
-        return message.get("content") or "", message.get("role")
-    return choice.get("text") or "", None
+def _choice(
+    choice: Any, chat: bool, key: str, field: str, status: int, body: Any
+) -> tuple[int, str, str | None, str | None]:
+    """A choice's (index, text, finish_reason, role), checked. ``key`` is where a chat choice
+    keeps its message: ``"delta"`` in a stream, ``"message"`` in a whole answer (the other is
+    accepted too, as servers mix them up)."""
+    if type(choice) is not dict:
+        raise _wrong(field, choice, "an object", status, body)
+    index = choice.get("index", 0)
+    if type(index) is not int or index < 0:
+        raise _wrong(f"{field}.index", index, "a whole number >= 0", status, body)
+    finish = choice.get("finish_reason")
+    if finish is not None and type(finish) is not str:
+        raise _wrong(f"{field}.finish_reason", finish, "a string or null", status, body)
+    if not chat:
+        text = choice.get("text")
+        if text is not None and type(text) is not str:
+            raise _wrong(f"{field}.text", text, "a string or null", status, body)
+        return index, text or "", finish, None
+    message = choice.get(key)
+    if message is None:
+        key = "message" if key == "delta" else "delta"
+        message = choice.get(key)
+        if message is None:
+            return index, "", finish, None
+    if type(message) is not dict:
+        raise _wrong(f"{field}.{key}", message, "an object or null", status, body)
+    text = message.get("content")
+    if text is not None and type(text) is not str:
+        raise _wrong(f"{field}.{key}.content", text, "a string or null", status, body)
+    role = message.get("role")
+    if role is not None and type(role) is not str:
+        raise _wrong(f"{field}.{key}.role", role, "a string or null", status, body)
+    return index, text or "", finish, role
+
+
+def _vector(value: Any, field: str, status: int, body: Any) -> tuple[float, ...]:
+    if type(value) is list:
+        # One C-level pass over the types: a Python loop per element is slow on long vectors.
+        if not {float, int}.issuperset(map(type, value)):
+            raise _wrong(field, value, "an array of numbers or a base64 string", status, body)
+        return tuple(value)
+    if type(value) is str:
+        # encoding_format="base64": the vector as little-endian float32, base64-encoded.
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raw = b"?"  # not base64: reported below
+        if len(raw) % 4 == 0:
+            return struct.unpack(f"<{len(raw) // 4}f", raw)
+    raise _wrong(field, value, "an array of numbers or a base64 string", status, body)
+
+
+def _vectors(raw: dict[str, Any], inputs: int, status: int) -> tuple[tuple[float, ...], ...]:
+    items = _list(raw, "data", status, raw)
+    by_index: dict[int, tuple[float, ...]] = {}
+    for i, item in enumerate(items):
+        field = f"data[{i}]"
+        if type(item) is not dict:
+            raise _wrong(field, item, "an object", status, raw)
+        index = _index(item, f"{field}.index", i, status, raw)
+        if index in by_index:
+            raise _wrong(
+                f"{field}.index", index, "an index no other vector has (one per input)", status, raw
+            )
+        by_index[index] = _vector(
+            item.get("embedding", _MISSING), f"{field}.embedding", status, raw
+        )
+    if len(by_index) != inputs or any(i not in by_index for i in range(inputs)):
+        raise OpenAIError(
+            f"the server's answer does not follow the OpenAI API: {len(by_index)} vectors with "
+            f"the indices {_shown(sorted(by_index))} for {inputs} inputs, expected one per "
+            f"input with the indices 0 to {inputs - 1}",
+            status=status,
+            body=raw,
+        )
+    return tuple(by_index[i] for i in range(inputs))
 
 
 class TokenStream:
     """The chunks of a streaming (chat) completion, as they arrive (``async for``), and its
-    :attr:`summary` once it has ended."""
+    :attr:`summary` once it has ended.
+
+    A chunk that is not what the API defines (``choices`` not an array, a ``delta`` that is
+    not an object, a count that is not a whole number...) raises :class:`OpenAIError` naming
+    the field, with the chunk as ``body``; the chunks before it were delivered.
+    """
 
     def __init__(self, response: Response, chat: bool) -> None:
         self.response = response
         self._chat = chat
+        self._status = response.status
         self._events = response.aiter_sse()
         self._texts: list[str] = []
         self._text_times: list[float] = []
@@ -262,32 +420,36 @@ class TokenStream:
                 self._finish(event.received_at)
                 raise StopAsyncIteration
             body = _decode_or_none(data)
-            if event.event == "error" or (isinstance(body, dict) and "error" in body):
-                raise _error_from(body, self.response.status, f"error event: {data[:200]}")
-            if not isinstance(body, dict):
+            if event.event == "error" or (type(body) is dict and "error" in body):
+                raise _error_from(body, self._status, f"error event: {data[:200]}")
+            if type(body) is not dict:
                 raise OpenAIError(
-                    f"a stream chunk is not a JSON object: {data[:200]!r}",
-                    status=self.response.status,
+                    f"a stream chunk is not a JSON object: {data[:200]!r}", status=self._status
                 )
             usage = body.get("usage")
-            if usage:
-                self._usage = Usage.from_raw(usage)
+            if usage is not None:
+                if type(usage) is not dict:
+                    raise _wrong("usage", usage, "an object or null", self._status, body)
+                if usage:
+                    self._usage = Usage.from_raw(usage, status=self._status, body=body)
             choices = body.get("choices")
+            if type(choices) is not list:
+                if choices is None:
+                    continue  # a usage-only chunk, or a keep-alive
+                raise _wrong("choices", choices, "an array or null", self._status, body)
             if not choices:
-                continue  # the usage-only chunk at the end, or a keep-alive
-            choice = choices[0]
-            text, _role = _choice_text(choice, self._chat)
-            finish = choice.get("finish_reason")
-            if finish is not None and choice.get("index", 0) == 0:
+                continue  # the usage-only chunk at the end
+            index, text, finish, _role = _choice(
+                choices[0], self._chat, "delta", "choices[0]", self._status, body
+            )
+            if finish is not None and index == 0:
                 self._finish_reason = finish
             self._chunks += 1
             if text:
                 self._texts.append(text)
                 self._text_times.append(event.received_at)
-            return StreamChunk(text, choice.get("index", 0), finish, event.received_at, body)
-        raise IncompleteStream(
-            "the stream ended without 'data: [DONE]'", status=self.response.status
-        )
+            return StreamChunk(text, index, finish, event.received_at, body)
+        raise IncompleteStream("the stream ended without 'data: [DONE]'", status=self._status)
 
     def _finish(self, end: float) -> None:
         timing = self.response.timing
@@ -321,17 +483,80 @@ class TokenStream:
         return self._summary
 
 
+# --- arguments ------------------------------------------------------------------------------
+
+
+def _model(model: Any) -> str:
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(f"model={_shown(model)}: expected the model's name (a string)")
+    return model
+
+
+def _messages(messages: Any) -> list[Any]:
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise InvalidRequest(
+            f"messages={_shown(messages)}: expected a list of messages, each a mapping such "
+            f"as {{'role': 'user', 'content': 'hi'}}"
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidRequest(
+                f"messages[{i}]={_shown(message)}: expected a mapping such as "
+                f"{{'role': 'user', 'content': 'hi'}}"
+            )
+    return list(messages)
+
+
+def _is_tokens(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str | bytes)
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )
+
+
+def _texts(name: str, value: Any) -> int:
+    """Check a ``prompt`` / ``input``: a string, a list of strings, a list of token ids or
+    a list of token-id lists. Returns how many inputs it holds."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        if value and _is_tokens(value):
+            return 1
+        if all(isinstance(item, str) or (item and _is_tokens(item)) for item in value):
+            return len(value)
+    raise InvalidRequest(
+        f"{name}={_shown(value)}: expected a string, a list of strings, a list of token ids "
+        f"or a list of token-id lists"
+    )
+
+
+def _whole_answer(method: str, params: Mapping[str, Any]) -> None:
+    if params.get("stream"):
+        raise InvalidRequest(
+            f"stream={_shown(params['stream'])}: {method}() reads the whole answer; use "
+            f"stream_{method}() to stream it"
+        )
+
+
 class OpenAIAPI:
-    """OpenAI-compatible calls through a :class:`Client`: ``client.openai``.
+    """OpenAI-compatible calls through a :class:`~trio_infer._requester.Requester` (a
+    :class:`Client`): ``client.openai``.
 
     Paths are ``{prefix}/chat/completions`` etc. with ``prefix="/v1"``, joined to each
     endpoint's base URL, so endpoints are server roots (``http://host:8000``). Each call also
     takes ``headers=``, ``timeouts=`` and ``retry=`` for the HTTP request; every other keyword
     goes into the JSON body as given (``max_tokens``, ``temperature``, ``extra`` fields...).
+
+    Arguments of the wrong type (``model=None``, ``messages=5``, ``stream=True`` on a call
+    that reads a whole answer) raise :class:`InvalidRequest` before anything is sent; answers
+    of the wrong shape raise :class:`OpenAIError` naming the field.
     """
 
-    def __init__(self, client: Client, prefix: str = "/v1") -> None:
-        self._client = client
+    def __init__(self, requester: Requester, prefix: str = "/v1") -> None:
+        if not isinstance(prefix, str):
+            raise ConfigError(f"prefix={_shown(prefix)}: expected a path such as '/v1'")
+        self._requester = requester
         self.prefix = prefix.rstrip("/")
 
     async def chat_completions(
@@ -344,7 +569,8 @@ class OpenAIAPI:
         retry: Retry | None = None,
         **params: Any,
     ) -> Completion:
-        body = {"model": model, "messages": list(messages), **params}
+        _whole_answer("chat_completions", params)
+        body = {"model": _model(model), "messages": _messages(messages), **params}
         return await self._complete("/chat/completions", body, True, headers, timeouts, retry)
 
     async def completions(
@@ -357,7 +583,9 @@ class OpenAIAPI:
         retry: Retry | None = None,
         **params: Any,
     ) -> Completion:
-        body = {"model": model, "prompt": prompt, **params}
+        _whole_answer("completions", params)
+        _texts("prompt", prompt)
+        body = {"model": _model(model), "prompt": prompt, **params}
         return await self._complete("/completions", body, False, headers, timeouts, retry)
 
     def stream_chat_completions(
@@ -373,7 +601,7 @@ class OpenAIAPI:
     ) -> AbstractAsyncContextManager[TokenStream]:
         """``async with client.openai.stream_chat_completions(...) as stream:`` then
         ``async for chunk in stream``; ``stream.summary`` after the loop."""
-        body = {"model": model, "messages": list(messages), **params}
+        body = {"model": _model(model), "messages": _messages(messages), **params}
         return self._stream(
             "/chat/completions", body, True, include_usage, headers, timeouts, retry
         )
@@ -389,7 +617,8 @@ class OpenAIAPI:
         retry: Retry | None = None,
         **params: Any,
     ) -> AbstractAsyncContextManager[TokenStream]:
-        body = {"model": model, "prompt": prompt, **params}
+        _texts("prompt", prompt)
+        body = {"model": _model(model), "prompt": prompt, **params}
         return self._stream("/completions", body, False, include_usage, headers, timeouts, retry)
 
     async def embeddings(
@@ -402,13 +631,17 @@ class OpenAIAPI:
         retry: Retry | None = None,
         **params: Any,
     ) -> Embeddings:
-        body = {"model": model, "input": input, **params}
-        raw, _response = await self._call("POST", "/embeddings", body, headers, timeouts, retry)
-        items = sorted(raw.get("data") or [], key=lambda item: item.get("index", 0))
+        """One vector per input, in input order (``encoding_format="base64"`` answers are
+        decoded too); an answer without exactly one vector per input is an
+        :class:`OpenAIError`."""
+        inputs = _texts("input", input)
+        body = {"model": _model(model), "input": input, **params}
+        raw, response = await self._call("POST", "/embeddings", body, headers, timeouts, retry)
+        status = response.status
         return Embeddings(
-            vectors=tuple(tuple(item.get("embedding") or ()) for item in items),
-            model=raw.get("model"),
-            usage=Usage.from_raw(raw.get("usage")),
+            vectors=_vectors(raw, inputs, status),
+            model=_optional_str(raw, "model", "model", status, raw),
+            usage=Usage.from_raw(raw.get("usage"), status=status, body=raw),
             raw=raw,
         )
 
@@ -419,8 +652,18 @@ class OpenAIAPI:
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
     ) -> list[Model]:
-        raw, _response = await self._call("GET", "/models", None, headers, timeouts, retry)
-        return [Model(str(m.get("id")), m.get("owned_by"), m) for m in raw.get("data") or []]
+        raw, response = await self._call("GET", "/models", None, headers, timeouts, retry)
+        status = response.status
+        models = []
+        for i, item in enumerate(_list(raw, "data", status, raw)):
+            if type(item) is not dict:
+                raise _wrong(f"data[{i}]", item, "an object", status, raw)
+            model_id = item.get("id", _MISSING)
+            if type(model_id) is not str:
+                raise _wrong(f"data[{i}].id", model_id, "a string", status, raw)
+            owned_by = _optional_str(item, "owned_by", f"data[{i}].owned_by", status, raw)
+            models.append(Model(model_id, owned_by, item))
+        return models
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -433,7 +676,7 @@ class OpenAIAPI:
         timeouts: Timeouts | None,
         retry: Retry | None,
     ) -> tuple[dict[str, Any], Response]:
-        response = await self._client.request(
+        response = await self._requester.request(
             method,
             self.prefix + path,
             json=body,
@@ -461,23 +704,23 @@ class OpenAIAPI:
         retry: Retry | None,
     ) -> Completion:
         raw, response = await self._call("POST", path, body, headers, timeouts, retry)
+        status = response.status
         choices = []
-        for choice in raw.get("choices") or []:
-            text, role = _choice_text(choice, chat)
-            choices.append(
-                Choice(choice.get("index", 0), text, choice.get("finish_reason"), role, choice)
+        for i, choice in enumerate(_list(raw, "choices", status, raw)):
+            index, text, finish, role = _choice(
+                choice, chat, "message", f"choices[{i}]", status, raw
             )
+            choices.append(Choice(index, text, finish, role, choice))
         return Completion(
-            id=raw.get("id"),
-            model=raw.get("model"),
+            id=_optional_str(raw, "id", "id", status, raw),
+            model=_optional_str(raw, "model", "model", status, raw),
             choices=tuple(choices),
-            usage=Usage.from_raw(raw.get("usage")),
+            usage=Usage.from_raw(raw.get("usage"), status=status, body=raw),
             raw=raw,
             response=response,
         )
 
-    @asynccontextmanager
-    async def _stream(
+    def _stream(
         self,
         path: str,
         body: dict[str, Any],
@@ -486,13 +729,40 @@ class OpenAIAPI:
         headers: Mapping[str, str] | None,
         timeouts: Timeouts | None,
         retry: Retry | None,
-    ) -> AsyncIterator[TokenStream]:
+    ) -> AbstractAsyncContextManager[TokenStream]:
+        # Checked here, when the call is made, so a bad argument fails before any I/O.
+        if body.get("stream", True) is not True:
+            method = "chat_completions" if chat else "completions"
+            raise InvalidRequest(
+                f"stream={_shown(body['stream'])}: stream_{method}() always streams; use "
+                f"{method}() for the whole answer"
+            )
+        if not isinstance(include_usage, bool):
+            raise InvalidRequest(f"include_usage={_shown(include_usage)}: expected True or False")
+        options = body.get("stream_options")
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidRequest(
+                f"stream_options={_shown(options)}: expected a mapping such as "
+                f"{{'include_usage': True}}"
+            )
         body["stream"] = True
         if include_usage:
-            options = dict(body.get("stream_options") or {})
+            options = dict(options or {})
             options.setdefault("include_usage", True)
             body["stream_options"] = options
-        async with self._client.stream(
+        return self._open_stream(path, body, chat, headers, timeouts, retry)
+
+    @asynccontextmanager
+    async def _open_stream(
+        self,
+        path: str,
+        body: dict[str, Any],
+        chat: bool,
+        headers: Mapping[str, str] | None,
+        timeouts: Timeouts | None,
+        retry: Retry | None,
+    ) -> AsyncIterator[TokenStream]:
+        async with self._requester.stream(
             "POST",
             self.prefix + path,
             json=body,
@@ -501,10 +771,15 @@ class OpenAIAPI:
             retry=retry,
         ) as response:
             if response.status >= 400:
-                content = await response.aread()
-                raise _error_from(
-                    _decode_or_none(content),
-                    response.status,
-                    f"{response.status} {response.reason}",
-                )
+                fallback = f"{response.status} {response.reason}"
+                try:
+                    content = await response.aread(max_bytes=ERROR_BODY_LIMIT)
+                except ResponseTooLarge as exc:
+                    raise OpenAIError(
+                        f"{fallback}; the error body is larger than ERROR_BODY_LIMIT="
+                        f"{ERROR_BODY_LIMIT} bytes, so it was not read (the connection was "
+                        f"closed)",
+                        status=response.status,
+                    ) from exc
+                raise _error_from(_decode_or_none(content), response.status, fallback)
             yield TokenStream(response, chat)

@@ -10,10 +10,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import trio
 
-from ._errors import Error, HTTPStatusError, StreamClosed
+from ._errors import Error, HTTPStatusError, ResponseTooLarge, StreamClosed
 from ._headers import Headers, RawHead
 from ._retry import Attempt
-from ._sse import Line, LineDecoder, ServerSentEvent, SSEDecoder
+from ._sse import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    DecodeLimitExceeded,
+    Line,
+    LineDecoder,
+    ServerSentEvent,
+    SSEDecoder,
+)
 
 if TYPE_CHECKING:
     from ._exchange import Exchange
@@ -233,14 +241,19 @@ class Response:
         """The body as :class:`Chunk` values, as they arrive."""
         return _BodyIterator(self, lambda data, at: [Chunk(data, at)], None)
 
-    def aiter_lines(self) -> _BodyIterator[Line]:
-        """The body as :class:`Line` values (split on CRLF, LF or CR)."""
-        decoder = LineDecoder()
+    def aiter_lines(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> _BodyIterator[Line]:
+        """The body as :class:`Line` values (split on CRLF, LF or CR). A line longer than
+        ``max_line_bytes`` closes the response and raises :class:`ResponseTooLarge`."""
+        decoder = LineDecoder(max_line_bytes=max_line_bytes)
         return _BodyIterator(self, decoder.feed, decoder.flush)
 
-    def aiter_sse(self) -> _BodyIterator[ServerSentEvent]:
-        """The body as :class:`ServerSentEvent` values (see ``trio_infer._sse`` for the rules)."""
-        decoder = SSEDecoder()
+    def aiter_sse(
+        self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> _BodyIterator[ServerSentEvent]:
+        """The body as :class:`ServerSentEvent` values (see ``trio_infer._sse`` for the rules).
+        An event larger than ``max_event_bytes`` closes the response and raises
+        :class:`ResponseTooLarge`: a server that never ends an event cannot fill memory."""
+        decoder = SSEDecoder(max_event_bytes=max_event_bytes)
         return _BodyIterator(self, decoder.feed, decoder.flush)
 
     async def aclose(self) -> None:
@@ -281,12 +294,21 @@ class _BodyIterator(Generic[T]):
         if content is not None:
             # Already read (request(), or aread()): iterate over what is stored.
             end = response._exchange.end or 0.0
-            self._items.extend(decode(content, end) if content else ())
-            if flush is not None:
-                self._items.extend(flush(end))
+            try:
+                self._items.extend(decode(content, end) if content else ())
+                if flush is not None:
+                    self._items.extend(flush(end))
+            except DecodeLimitExceeded as exc:
+                raise self._too_large(exc) from exc
             self._done = True
             return
         response._start_reading()
+
+    def _too_large(self, exc: DecodeLimitExceeded) -> ResponseTooLarge:
+        """A decoder's size limit was passed: close the response, and type the error."""
+        response = self._response
+        response.close()
+        return ResponseTooLarge(str(exc), endpoint=response.endpoint, phase="read")
 
     def __aiter__(self) -> _BodyIterator[T]:
         return self
@@ -311,10 +333,15 @@ class _BodyIterator(Generic[T]):
             try:
                 for data in chunks:
                     items.extend(decode(data, at))
+            except DecodeLimitExceeded as exc:
+                raise self._too_large(exc) from exc
             finally:
                 chunks.clear()  # the codec's own list, reused for the next chunks
         if exchange.body_done:
             if self._flush is not None:
-                self._items.extend(self._flush(at))
+                try:
+                    self._items.extend(self._flush(at))
+                except DecodeLimitExceeded as exc:
+                    raise self._too_large(exc) from exc
             self._done = True
             exchange.finish()
