@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
-from typing import Final
 
 __all__ = ["SECRET_HEADERS", "Headers", "RawHead"]
-
-_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 
 
 class RawHead:
@@ -27,32 +23,12 @@ class RawHead:
         #: the head's size in bytes (status line and headers, without the blank line)
         self.size = len(data)
 
-    @classmethod
-    def cut(cls, chunks: list[bytes], interim: int) -> RawHead:
-        """The final head out of the bytes received so far, after ``interim`` 1xx heads."""
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if not interim:
-            end = data.find(b"\r\n\r\n")  # the usual case; a regex search costs far more
-            if end != -1:
-                return cls(data[:end])
-        start = 0
-        for _ in range(interim):
-            match = _HEAD_END.search(data, start)
-            assert match is not None
-            start = match.end()
-        match = _HEAD_END.search(data, start)
-        return cls(data[start : match.start() if match is not None else len(data)])
-
     def pairs(self) -> list[tuple[bytes, bytes]]:
         if self._pairs is not None:
             return self._pairs
         pairs: list[tuple[bytes, bytes]] = []
         for line in self._data.split(b"\n")[1:]:  # [0] is the status line
-            line = line.rstrip(b"\r")
-            if line[:1] in (b" ", b"\t") and pairs:  # obsolete line folding
-                name, value = pairs[-1]
-                pairs[-1] = (name, value + b" " + line.strip(b" \t"))
-                continue
+            line = line.rstrip(b"\r")  # the codecs refuse bare LF and obs-fold: CRLF only
             name, _, value = line.partition(b":")
             pairs.append((name, value.strip(b" \t")))
         self._pairs = pairs
