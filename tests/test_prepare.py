@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from trio_infer import InvalidRequest
 from trio_infer._codec import serialize_request
-from trio_infer._prepare import encode_headers, merge_headers, prepare_request
+from trio_infer._prepare import encode_headers, encode_method, merge_headers, prepare_request
 
 SECRET = "s3cr3t-T0KEN-do-not-log"
 BASE = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"trio-infer/0.1")]
@@ -740,3 +740,9 @@ def test_any_path_is_sent_as_given_or_refused(path: str, base_path: bytes) -> No
     assert urllib.parse.unquote_to_bytes(target) == urllib.parse.unquote_to_bytes(
         base_path + path.encode("utf-8")
     )
+
+
+@pytest.mark.parametrize("method", ["CONNECT", "connect", "Connect"])
+def test_connect_is_refused_it_would_open_a_tunnel(method: str) -> None:
+    with pytest.raises(InvalidRequest, match="tunnel"):
+        encode_method(method)

@@ -25,6 +25,7 @@ from ._errors import StreamClosed as StreamClosed
 from ._errors import TimeoutError as TimeoutError
 from ._errors import TotalTimeout as TotalTimeout
 from ._errors import TransportError as TransportError
+from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
 from ._headers import Headers as Headers

@@ -52,6 +52,8 @@ class Background:
         #: the sweeper's tick for the client's own timeouts
         self.tick = tick
         self._nap: trio.CancelScope | None = None
+        #: the smallest tick asked for by calls since the last sweep
+        self._hurried = math.inf
         self._now = now
         self._summary = summary
         self._stats_interval = stats_interval
@@ -80,7 +82,9 @@ class Background:
             parked.set()
 
     def hurry(self, tick: float) -> None:
-        """A call with smaller phase limits than the client's started: sweep within ``tick``."""
+        """A call with smaller phase limits than the client's started: sweep within ``tick``
+        (also when the sweeper is parked: its first nap after waking is that short)."""
+        self._hurried = min(self._hurried, tick)
         nap = self._nap
         if nap is not None:
             nap.deadline = min(nap.deadline, self._now() + tick)
@@ -96,6 +100,8 @@ class Background:
             if all(pool.is_empty for pool in pools):
                 parked = self._parked = trio.Event()
                 await parked.wait()
+            tick = min(tick, self._hurried)
+            self._hurried = math.inf
             with trio.CancelScope(deadline=self._now() + tick) as nap:
                 self._nap = nap
                 await trio.sleep_forever()

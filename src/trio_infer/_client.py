@@ -35,7 +35,7 @@ from ._background import Background, sweep_tick
 from ._budget import ConnectionBudget, budget_for
 from ._config import UNSET, Unset
 from ._endpoint import Endpoint
-from ._errors import ClientClosed, InvalidRequest, TotalTimeout
+from ._errors import ClientClosed, InvalidRequest, TotalTimeout, UsageError
 from ._exchange import Exchange, ExchangeContext
 from ._keepalive import KeepAlive
 from ._kserve import KServeAPI
@@ -51,7 +51,6 @@ from ._stats import ClientStats, EndpointStats, SourceStats
 from ._timeouts import Timeouts
 
 __all__ = ["Client"]
-
 
 
 def _source_stats(pool: EndpointPool) -> tuple[SourceStats, ...]:
@@ -225,7 +224,7 @@ class Client:
 
     async def __aenter__(self) -> Self:
         if self._state != "new":
-            raise RuntimeError(f"this Client is {self._state}; a Client can be entered once")
+            raise UsageError(f"this Client is {self._state}; a Client can be entered once")
         self._state = "open"
         # Bind the run's clock once: trio.current_time() looks the runner up on every call,
         # and an exchange reads the clock half a dozen times.
@@ -319,7 +318,7 @@ class Client:
     ) -> tuple[EndpointPool, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
         if self._state != "open":
             if self._state == "new":
-                raise RuntimeError("use the client inside 'async with Client(...) as client:'")
+                raise UsageError("use the client inside 'async with Client(...) as client:'")
             raise ClientClosed(
                 "the client is closed; make calls inside its 'async with' block",
                 endpoint=self._pools[0].url,
@@ -416,12 +415,16 @@ class Client:
 
     @staticmethod
     def _total_timeout(method: str, path: str, exchange: Exchange) -> TotalTimeout:
-        return TotalTimeout(
+        """The call ran out of ``Timeouts.total``: a failure of the call, with its attempts."""
+        error = TotalTimeout(
             f"{method} {path} did not complete within the total timeout of "
             f"{exchange.timeouts.total}s",
             endpoint=exchange.pool.url,
             phase="total",
         )
+        exchange.pool.count_failure(error)
+        exchange.add_attempts(error)
+        return error
 
     @asynccontextmanager
     async def stream(

@@ -42,6 +42,7 @@ __all__ = [
     "TimeoutError",
     "TotalTimeout",
     "TransportError",
+    "UsageError",
     "WriteError",
     "WriteTimeout",
 ]
@@ -60,6 +61,12 @@ class Error(Exception):
 
 class ConfigError(Error, ValueError):
     """A configuration value is invalid. The message names the value and the fix."""
+
+
+class UsageError(Error, RuntimeError):
+    """The client or a response was used in a way its life does not allow: a call before the
+    client's ``async with`` block, entering a client twice, reading a body twice, a stream's
+    summary before its end. (A call after the block is :class:`ClientClosed`.)"""
 
 
 class InvalidRequest(Error, ValueError):

@@ -150,6 +150,7 @@ class Exchange:
         "method",
         "permitted",
         "pool",
+        "reading",
         "retry",
         "sent",
         "start",
@@ -185,6 +186,8 @@ class Exchange:
         self.tick = tick
         self.conn: Connection | None = None
         self.held = False
+        #: a task is inside a receive on the connection right now
+        self.reading = False
         self._state = _OPEN
         self._scope: trio.CancelScope | None = None
         self._abort_error: Error | None = None
@@ -244,7 +247,9 @@ class Exchange:
         """The caller is done with the response: a body that has fully arrived ends the
         exchange cleanly (the connection is reused), anything else aborts it."""
         conn = self.conn
-        if conn is not None and self._state is _OPEN:
+        # While a reader is inside a receive, the connection is its: pooling it under the
+        # reader would hand the socket to the next call while the reader still waits on it.
+        if conn is not None and self._state is _OPEN and not self.reading:
             codec = conn.codec
             if not codec.done:
                 conn.drain_nowait(_DRAIN_ON_CLOSE)
@@ -256,7 +261,12 @@ class Exchange:
     def _end_with(self, exc: BaseException) -> None:
         """A read failed: abort, or, when the exchange was already ended by someone else
         (the socket closed under the read), raise why it was ended instead of the symptom."""
-        if self._state is _ABORTED and isinstance(exc, Exception):
+        if (
+            self._state is _ABORTED
+            and isinstance(exc, Exception)
+            and not isinstance(exc, ClientClosed)
+            and exc is not self._abort_error
+        ):
             raise self._ended_error() from exc
         self.abort(exc)
 
@@ -327,17 +337,27 @@ class Exchange:
             self.held = True
         try:
             await self._attempts()
+            return self._response()
         except BaseException as exc:
-            self.abort(exc)
-            if isinstance(exc, Error) and self.attempts is not None:
-                exc.attempts = (
-                    *self.attempts,
-                    Attempt(
-                        len(self.attempts) + 1, f"{type(exc).__name__}: {exc}", self.attempt_start
-                    ),
-                )
+            try:
+                self._end_with(exc)
+            except Error as ended:  # ended by someone else: that is the error, not the symptom
+                self.add_attempts(ended)
+                raise
+            if isinstance(exc, Error):
+                self.add_attempts(exc)
             raise
-        return self._response()
+
+    def add_attempts(self, error: Error) -> None:
+        """Put every attempt, the failed last one included, on an error of a call that
+        re-sent its request."""
+        if self.attempts is not None and not error.attempts:
+            error.attempts = (
+                *self.attempts,
+                Attempt(
+                    len(self.attempts) + 1, f"{type(error).__name__}: {error}", self.attempt_start
+                ),
+            )
 
     async def _wait_for_permit(self) -> None:
         pool = self.pool
@@ -356,12 +376,14 @@ class Exchange:
             raise self._ended_error()
         if not self.held:
             limiter = self.ctx.limiter
-            raise PoolTimeout(
+            error = PoolTimeout(
                 f"no permit within the pool timeout of {t.pool}s "
                 f"({limiter.borrowed_tokens}/{limiter.total_tokens} in use)",
                 endpoint=pool.url,
                 phase="pool",
             )
+            self.abort(error)  # counted as a failure, as a wait for a connection is
+            raise error
         self.permitted = self.ctx.now()
 
     async def _attempts(self) -> None:
@@ -424,7 +446,14 @@ class Exchange:
         if conn is None:
             t = self.timeouts
             deadline = attempt_start + t.pool if t.pool is not None else _INF
-            conn = await pool.checkout(self, t.connect, deadline, fresh=fresh)
+            while True:
+                conn = await pool.checkout(self, t.connect, deadline, fresh=fresh)
+                # A pooled connection handed over while we waited was checked then; the
+                # server may have written or closed since. Nothing awaits between this
+                # check and the send.
+                if not conn.requests or not conn.has_expired():
+                    break
+                pool.close(conn, "server_close")
         conn.exchange = self
         conn.tick = self.tick
         self.conn = conn
@@ -547,6 +576,7 @@ class Exchange:
         codec = conn.codec
         chunks = codec.body
         read = self.timeouts.read
+        self.reading = True
         try:
             if max_bytes is None:
                 while not codec.done:
@@ -566,6 +596,8 @@ class Exchange:
         except BaseException as exc:
             self._end_with(exc)
             raise
+        finally:
+            self.reading = False
         content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.finish()
         return content
@@ -579,12 +611,15 @@ class Exchange:
             raise self._ended_error()
         codec = conn.codec
         if not codec.body and not codec.done:
+            self.reading = True
             try:
                 await conn.pump(self.timeouts.read)
                 self.check_open()
             except BaseException as exc:
                 self._end_with(exc)
                 raise
+            finally:
+                self.reading = False
         return codec.body
 
     @property

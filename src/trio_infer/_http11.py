@@ -62,6 +62,8 @@ RECEIVE_SIZE: Final = 65536
 _INF: Final = math.inf
 _NOWAIT: Final = getattr(_socket, "MSG_DONTWAIT", 0)
 _HAS_POLL: Final = hasattr(select, "poll")
+#: a TLS request is sent in slices this large, each one progress for the write limit
+_TLS_SLICE: Final = 262144
 #: Linux's TCP_QUICKACK (12); elsewhere 0, and quick acknowledgements are off.
 _QUICKACK: Final[int] = getattr(_socket, "TCP_QUICKACK", 0)
 
@@ -159,7 +161,14 @@ class Connection:
         is readable while no request is outstanding: bytes the server sent unasked (which
         would otherwise be read as the next response), or its close. The pool asks on every
         reuse, however briefly the connection was idle (its own policy, ``max_age``, aside).
+        A TLS connection may hold such bytes already read off the socket, in the TLS layer's
+        buffers: those count too.
         """
+        tls = self._tls
+        if tls is not None:
+            incoming = getattr(tls, "_incoming", None)  # trio's MemoryBIO of unread records
+            if tls.pending() or (incoming is not None and incoming.pending):
+                return True
         return self.is_readable()
 
     # --- establishing ----------------------------------------------------------------------
@@ -234,8 +243,17 @@ class Connection:
             self.phase = "write"
         try:
             if self._tls is not None:
-                await self._tls.send_all(data)
-                self.sent_bytes = len(data)
+                # In slices, so that the write limit is one on progress, as for plain sockets.
+                tls = self._tls
+                with memoryview(data) as view:
+                    for start in range(0, len(data), _TLS_SLICE):
+                        # Counted before the await: a send that fails part-way may have put
+                        # some of it on the wire, and then the request is no longer unsent.
+                        self.sent_bytes = start + 1
+                        await tls.send_all(view[start : start + _TLS_SLICE])
+                        self.sent_bytes = min(len(data), start + _TLS_SLICE)
+                        if timeout is not None:
+                            self.deadline = self._now() + timeout
             else:
                 await checkpoint_if_cancelled()
                 raw = self.raw
@@ -443,9 +461,17 @@ async def _wait_writable_or_readable(raw: _socket.socket) -> bool:
             readable = readable or is_read
         nursery.cancel_scope.cancel()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch, wait_writable, False)
-        nursery.start_soon(watch, wait_readable, True)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, wait_writable, False)
+            nursery.start_soon(watch, wait_readable, True)
+    except BaseExceptionGroup as group:
+        # Only a cancellation from outside can get here (watch() catches the rest): the
+        # caller must see trio.Cancelled as from any other checkpoint, not a group of them.
+        cancelled, rest = group.split(trio.Cancelled)
+        if rest is None and cancelled is not None:
+            raise cancelled.exceptions[0] from None
+        raise
     if closed is not None:
         raise closed
     return readable

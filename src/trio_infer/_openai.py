@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 import msgspec
 
-from ._errors import ConfigError, Error, InvalidRequest, ResponseTooLarge
+from ._errors import ConfigError, Error, InvalidRequest, ResponseTooLarge, UsageError
 
 if TYPE_CHECKING:
     from ._requester import Requester
@@ -479,7 +479,7 @@ class TokenStream:
     def summary(self) -> StreamSummary:
         """The measured stream; available once iteration has ended."""
         if self._summary is None:
-            raise RuntimeError("the summary is available once the stream has ended")
+            raise UsageError("the summary is available once the stream has ended")
         return self._summary
 
 

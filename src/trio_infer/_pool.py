@@ -25,9 +25,12 @@ Rules:
    and so does a slot *reserved* for a waiter that is about to connect. The one transition
    into ``CLOSED`` (:meth:`EndpointPool.close`) gives the slot back and counts the close
    reason: a connection is settled exactly once, whoever closes it first.
-4. A pooled connection is checked on every checkout, however briefly it was idle: one the
-   server wrote to or closed while no request was outstanding is closed
-   (``"server_close"``), so stray bytes can never be read as the next response.
+4. A pooled connection is checked on every checkout, however briefly it was idle, and a
+   connection handed to a waiter again when the waiter uses it: one the server wrote to or
+   closed while no request was outstanding is closed (``"server_close"``), so stray bytes
+   written before a request is sent can never be read as its response. (Bytes a server
+   writes after that check, while the request is on its way, cannot be told from the answer
+   by any HTTP/1.1 client: the protocol has no request ids.)
 5. Waiting is FIFO across the client (:class:`ConnectionSlots` ``waiters``). A connection
    checked in, or a slot freed, is *handed* to the first waiter that can use it (its pool's
    idle connection, or a slot reserved for it) before anyone else can take it, so a caller
@@ -53,6 +56,7 @@ from ._errors import (
     FileDescriptorsExhaustedError,
     PoolTimeout,
     PortsExhaustedError,
+    StreamClosed,
     map_transport_error,
 )
 from ._headers import Headers, RawHead
@@ -359,14 +363,6 @@ class EndpointPool:
             raise self.busy_error()
         return grant
 
-    def give_back(self, grant: Grant) -> None:
-        """A grant its exchange could not use (it was closed meanwhile): return it."""
-        if isinstance(grant, Connection):
-            self.close(grant, "shutdown" if self.slots.closed else "interrupted")
-        else:
-            self.reserved -= 1
-            self.slots.free()
-
     def busy_error(self) -> PoolTimeout:
         if self.limit is not None and self.open_count >= self.limit:
             busy = (
@@ -449,8 +445,13 @@ class EndpointPool:
                     phase="connect",
                 ) from exc
             raise
-        if conn.state is _CLOSED:  # shut down while the handshake finished
+        if conn.state is _CLOSED:  # closed (the client, or the exchange) as it connected
             exchange.check_open()
+            raise StreamClosed(
+                "the connection was closed while it was being established",
+                endpoint=self.url,
+                phase="connect",
+            )
         self.connecting.discard(conn)
         conn.state = next_state(_CONNECTING, _ACTIVE)  # type: ignore[assignment]
         self.active.add(conn)

@@ -189,7 +189,12 @@ def encode_method(method: object) -> bytes:
     # ASCII first: str.upper() maps some non-ASCII letters to ASCII ones ("\ufb00" -> "FF")
     if not method.isascii() or not _TOKEN.fullmatch(method):
         raise InvalidRequest(f"method {method!r} is not a valid HTTP method token")
-    return method.upper().encode("ascii")
+    raw = method.upper().encode("ascii")
+    if raw == b"CONNECT":
+        # A 2xx to CONNECT turns the connection into a tunnel: there is no response body to
+        # frame, and reading one would wait for the read timeout.
+        raise InvalidRequest("method 'CONNECT' opens a tunnel, which this client does not do")
+    return raw
 
 
 def _query_value(key: str, value: object) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import trio
 
-from ._errors import Error, HTTPStatusError, ResponseTooLarge, StreamClosed
+from ._errors import Error, HTTPStatusError, ResponseTooLarge, StreamClosed, UsageError
 from ._headers import Headers, RawHead
 from ._retry import Attempt
 from ._sse import (
@@ -226,10 +226,12 @@ class Response:
 
     def _start_reading(self) -> None:
         if self._streaming:
-            raise RuntimeError(
+            raise UsageError(
                 "this response's body is already being iterated; a body can be read once"
             )
-        if not self._exchange.is_open:
+        exchange = self._exchange
+        if not exchange.is_open:
+            exchange.check_open()  # ClientClosed, when that is what ended it
             raise StreamClosed(
                 "the response was closed before its body was read",
                 endpoint=self.endpoint,
@@ -305,10 +307,11 @@ class _BodyIterator(Generic[T]):
         response._start_reading()
 
     def _too_large(self, exc: DecodeLimitExceeded) -> ResponseTooLarge:
-        """A decoder's size limit was passed: close the response, and type the error."""
+        """A decoder's size limit was passed: end the exchange with a typed failure."""
         response = self._response
-        response.close()
-        return ResponseTooLarge(str(exc), endpoint=response.endpoint, phase="read")
+        error = ResponseTooLarge(str(exc), endpoint=response.endpoint, phase="read")
+        response._exchange.abort(error)
+        return error
 
     def __aiter__(self) -> _BodyIterator[T]:
         return self

@@ -125,15 +125,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also accepts '²' and friends
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # an HTTP date is GMT by definition
+            return None
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, IndexError, OverflowError):  # a hostile date: ignored
         return None
-    if when.tzinfo is None:  # an HTTP date is GMT by definition
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @attrs.frozen
