@@ -161,8 +161,9 @@ async def _start_outside(
     nursery.start_soon(run)
 
 
-async def test_calls_queued_for_a_permit_fail_when_the_block_exits(
-    nursery: trio.Nursery, parser: str
+@pytest.mark.parametrize("waiting_for", ["permit", "connection"])
+async def test_calls_queued_when_the_block_exits_fail_without_a_socket(
+    nursery: trio.Nursery, parser: str, waiting_for: str
 ) -> None:
     gate = trio.Event()
 
@@ -172,45 +173,25 @@ async def test_calls_queued_for_a_permit_fail_when_the_block_exits(
 
     server: TestServer = await nursery.start(serve, handler)
     errors: list[BaseException] = []
+    # one permit, or one connection: the second call queues for it
+    limits = {"limiter": 1} if waiting_for == "permit" else {"max_connections": 1}
     # the client's block ends first: the queued call must then fail at once, without a socket
     async with (
         trio.open_nursery() as outside,
-        trio_infer.Client(server.url, parser=parser, limiter=1) as client,
+        trio_infer.Client(server.url, parser=parser, **limits) as client,  # type: ignore[arg-type]
     ):
         await _start_outside(outside, lambda: client.request("GET", "/held"), errors)
         await server.wait_until(lambda s: len(s.requests) == 1)
         await _start_outside(outside, lambda: client.request("GET", "/queued"), errors)
         await trio.testing.wait_all_tasks_blocked()
-        assert client.limiter.statistics().tasks_waiting == 1
+        if waiting_for == "permit":
+            assert client.limiter.statistics().tasks_waiting == 1
+        else:
+            assert client.stats().endpoints[0].waiting_for_connection == 1
     gate.set()
     assert len(errors) == 2 and all(isinstance(e, trio_infer.ClientClosed) for e in errors)
     assert server.connections_total == 1
     assert [r.target for r in server.requests] == ["/held"]
-
-
-async def test_calls_waiting_for_a_connection_slot_fail_when_the_block_exits(
-    nursery: trio.Nursery, parser: str
-) -> None:
-    gate = trio.Event()
-
-    async def handler(request: ServerRequest, respond: Responder) -> None:
-        await gate.wait()
-        await reply(b"ok")(request, respond)
-
-    server: TestServer = await nursery.start(serve, handler)
-    errors: list[BaseException] = []
-    async with (
-        trio.open_nursery() as outside,
-        trio_infer.Client(server.url, parser=parser, max_connections=1) as client,
-    ):
-        await _start_outside(outside, lambda: client.request("GET", "/held"), errors)
-        await server.wait_until(lambda s: len(s.requests) == 1)
-        await _start_outside(outside, lambda: client.request("GET", "/queued"), errors)
-        await trio.testing.wait_all_tasks_blocked()
-        assert client.stats().endpoints[0].waiting_for_connection == 1
-    gate.set()
-    assert len(errors) == 2 and all(isinstance(e, trio_infer.ClientClosed) for e in errors)
-    assert server.connections_total == 1
 
 
 async def test_calls_sleeping_in_retry_backoff_fail_when_the_block_exits(

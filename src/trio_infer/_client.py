@@ -35,7 +35,7 @@ from ._background import Background, sweep_tick
 from ._budget import ConnectionBudget, budget_for
 from ._config import UNSET, Unset
 from ._endpoint import Endpoint
-from ._errors import ClientClosed, InvalidRequest, TotalTimeout, UsageError
+from ._errors import InvalidRequest, TotalTimeout, UsageError
 from ._exchange import Exchange, ExchangeContext
 from ._keepalive import KeepAlive
 from ._kserve import KServeAPI
@@ -307,36 +307,6 @@ class Client:
 
     # --- requests --------------------------------------------------------------------------
 
-    def _prepare(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
-        content: bytes | bytearray | memoryview | None,
-        json: Any,
-    ) -> tuple[EndpointPool, bytes, bytes, list[tuple[bytes, bytes]], bytes]:
-        if self._state != "open":
-            if self._state == "new":
-                raise UsageError("use the client inside 'async with Client(...) as client:'")
-            raise ClientClosed(
-                "the client is closed; make calls inside its 'async with' block",
-                endpoint=self._pools[0].url,
-                phase="pool",
-            )
-        pool = self._next_pool()
-        raw_method, target, request_headers, body = prepare_request(
-            method,
-            path,
-            base_path=pool.base_path,
-            base_headers=pool.base_headers,
-            params=params,
-            headers=headers,
-            content=content,
-            json=json,
-        )
-        return pool, raw_method, target, request_headers, body
-
     def _exchange(
         self,
         method: str,
@@ -349,8 +319,19 @@ class Client:
         retry: Retry | None,
         retry_non_idempotent: bool | None,
     ) -> Exchange:
-        pool, raw_method, target, request_headers, body = self._prepare(
-            method, path, params, headers, content, json
+        if self._state == "new":
+            raise UsageError("use the client inside 'async with Client(...) as client:'")
+        # (a closed client: Exchange.open raises ClientClosed, before anything is sent)
+        pool = self._next_pool()
+        raw_method, target, request_headers, body = prepare_request(
+            method,
+            path,
+            base_path=pool.base_path,
+            base_headers=pool.base_headers,
+            params=params,
+            headers=headers,
+            content=content,
+            json=json,
         )
         tick = self._tick
         if timeouts is None:

@@ -46,6 +46,10 @@ class ConnState(enum.Enum):
     IDLE = "idle"
     CLOSED = "closed"
 
+    # Members are singletons, so identity hashing is exact; Enum's own __hash__ runs Python
+    # code, and the table below is consulted twice per exchange on the hot path.
+    __hash__ = object.__hash__
+
 
 CloseReason = Literal[
     "policy",  # the keep-alive policy asked for it (KeepAlive.off / recycle)
