@@ -77,6 +77,7 @@ class TransportError(Error):
     """A failure while talking to a server.
 
     Attributes:
+        detail: what went wrong (the message without the phase and endpoint).
         endpoint: the endpoint's base URL (``"http://127.0.0.1:8000"``).
         phase: which part of the exchange failed: ``"pool"``, ``"connect"``, ``"write"``,
             ``"read"`` or ``"total"``.
@@ -84,6 +85,8 @@ class TransportError(Error):
 
     def __init__(self, message: str, *, endpoint: str, phase: str) -> None:
         super().__init__(f"{message} ({phase} phase, endpoint {endpoint})")
+        #: what went wrong, without the phase and endpoint the full message adds
+        self.detail = message
         self.endpoint = endpoint
         self.phase = phase
 

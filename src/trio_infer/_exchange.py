@@ -82,6 +82,7 @@ from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, is_transient, parse_retr
 if TYPE_CHECKING:
     from ._http11 import Connection
     from ._pool import EndpointPool
+    from ._state import CloseReason
     from ._timeouts import Timeouts
 
 __all__ = ["Exchange", "ExchangeContext"]
@@ -134,7 +135,6 @@ class Exchange:
     """One call's permit, connection, request and response (see the module docstring)."""
 
     __slots__ = (
-        "_abort_error",
         "_scope",
         "_state",
         "attempt_start",
@@ -190,7 +190,6 @@ class Exchange:
         self.reading = False
         self._state = _OPEN
         self._scope: trio.CancelScope | None = None
-        self._abort_error: Error | None = None
         self.attempts: list[Attempt] | None = None  # only a call that re-sends pays for it
         self.start = self.permitted = self.connected = self.sent = self.attempt_start = 0.0
         self.first_byte = 0.0
@@ -217,16 +216,14 @@ class Exchange:
         self._release_permit()
 
     @enable_ki_protection
-    def abort(self, exc: BaseException | None, error: Error | None = None) -> None:
+    def abort(self, exc: BaseException | None) -> None:
         """End the exchange early: close its connection, return the permit, and wake its
         task if it is waiting. ``exc`` is why (an ``Exception`` counts as a failure;
-        cancellation, or ``None`` for a caller that closed the stream, as an interruption);
-        ``error`` is what the exchange's own task raises when it next looks (default
-        :class:`StreamClosed`). Idempotent."""
+        cancellation, or ``None`` for a caller that closed the stream or a client that
+        closed, as an interruption). Idempotent."""
         if self._state is not _OPEN:
             return
         self._state = _ABORTED
-        self._abort_error = error
         pool = self.pool
         failed = isinstance(exc, Exception) and not isinstance(exc, ClientClosed)
         if failed:
@@ -265,7 +262,6 @@ class Exchange:
             self._state is _ABORTED
             and isinstance(exc, Exception)
             and not isinstance(exc, ClientClosed)
-            and exc is not self._abort_error
         ):
             raise self._ended_error() from exc
         self.abort(exc)
@@ -281,8 +277,6 @@ class Exchange:
             raise self._ended_error()
 
     def _ended_error(self) -> Error:
-        if self._abort_error is not None:
-            return self._abort_error
         if self.ctx.closed:
             return ClientClosed(
                 "the client was closed", endpoint=self.pool.url, phase=self._phase()
@@ -496,10 +490,10 @@ class Exchange:
         self.conn = None
         self.pool.finish(conn, conn.last_receive_at)  # an unfinished codec is not keep-alive
 
-    def _drop(self, conn: Connection, reason: str) -> None:
+    def _drop(self, conn: Connection, reason: CloseReason) -> None:
         self.conn = None
         self.pool.bytes_received += conn.codec.received
-        self.pool.close(conn, reason)  # type: ignore[arg-type]
+        self.pool.close(conn, reason)
 
     def _record(self, outcome: str, started: float, delay: float) -> None:
         if self.attempts is None:
@@ -543,7 +537,7 @@ class Exchange:
     def _may_have_been_processed(self, exc: TransportError) -> RequestMayHaveBeenProcessed:
         method = self.method.decode("ascii", "replace")
         return RequestMayHaveBeenProcessed(
-            f"{exc.args[0].split(' (')[0]}; the {method} request was sent and may have been "
+            f"{exc.detail}; the {method} request was sent and may have been "
             f"processed by the server, so it was not re-sent (re-send it yourself if that is "
             f"safe, or allow it: retry_non_idempotent=True or an Idempotency-Key header)",
             endpoint=self.pool.url,
