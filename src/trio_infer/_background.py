@@ -54,7 +54,8 @@ class Background:
         self._nap: trio.CancelScope | None = None
         #: the smallest tick asked for by calls since the last sweep
         self._hurried = math.inf
-        self._now = now
+        #: the clock (the client binds the run's clock on entry, as for its pools)
+        self.now = now
         self._summary = summary
         self._stats_interval = stats_interval
         self._parked: trio.Event | None = None
@@ -87,7 +88,7 @@ class Background:
         self._hurried = min(self._hurried, tick)
         nap = self._nap
         if nap is not None:
-            nap.deadline = min(nap.deadline, self._now() + tick)
+            nap.deadline = min(nap.deadline, self.now() + tick)
 
     async def _sweeper(self) -> None:
         """Enforce phase deadlines and idle expiry; park while there are no connections.
@@ -102,11 +103,11 @@ class Background:
                 await parked.wait()
             tick = min(tick, self._hurried)
             self._hurried = math.inf
-            with trio.CancelScope(deadline=self._now() + tick) as nap:
+            with trio.CancelScope(deadline=self.now() + tick) as nap:
                 self._nap = nap
                 await trio.sleep_forever()
             self._nap = None
-            now = self._now()
+            now = self.now()
             tick = self.tick
             for pool in pools:
                 tick = min(tick, pool.sweep(now))

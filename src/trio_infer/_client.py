@@ -229,7 +229,7 @@ class Client:
         # Bind the run's clock once: trio.current_time() looks the runner up on every call,
         # and an exchange reads the clock half a dozen times.
         now = self._now = self._ctx.now = trio.lowlevel.current_clock().current_time
-        self._background._now = now
+        self._background.now = now
         for pool in self._pools:
             pool.now = now
         stack = AsyncExitStack()

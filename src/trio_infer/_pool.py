@@ -297,7 +297,7 @@ class EndpointPool:
                 self.close(conn, "server_close")
             else:
                 idle.pop()
-                conn.state = next_state(_IDLE, _ACTIVE)  # type: ignore[assignment]
+                conn.state = next_state(_IDLE, _ACTIVE)
                 self.active.add(conn)
                 self.reused += 1
                 return conn
@@ -453,7 +453,7 @@ class EndpointPool:
                 phase="connect",
             )
         self.connecting.discard(conn)
-        conn.state = next_state(_CONNECTING, _ACTIVE)  # type: ignore[assignment]
+        conn.state = next_state(_CONNECTING, _ACTIVE)
         self.active.add(conn)
         return conn
 
@@ -493,7 +493,7 @@ class EndpointPool:
     def checkin(self, conn: Connection, now: float) -> None:
         """Pool a connection whose exchange finished cleanly, or hand it to the first waiter."""
         self.active.discard(conn)
-        conn.state = next_state(conn.state, _IDLE)  # type: ignore[assignment]
+        conn.state = next_state(conn.state, _IDLE)
         conn.idle_since = now
         self.idle.append(conn)
         slots = self.slots

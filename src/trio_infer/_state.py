@@ -26,7 +26,7 @@ CLOSED
 from __future__ import annotations
 
 import enum
-from typing import Final, Literal
+from typing import Final, Literal, overload
 
 __all__ = [
     "ALREADY_CLOSED",
@@ -89,6 +89,20 @@ _C, _A, _I, _X = ConnState.CONNECTING, ConnState.ACTIVE, ConnState.IDLE, ConnSta
 _MOVES: Final[frozenset[tuple[ConnState, ConnState]]] = frozenset(
     {(_C, _A), (_A, _I), (_I, _A), (_C, _X), (_A, _X), (_I, _X)}
 )
+
+
+@overload
+def next_state(current: ConnState, wanted: Literal[ConnState.CLOSED]) -> ConnState | None: ...
+
+
+@overload
+def next_state(
+    current: ConnState, wanted: Literal[ConnState.CONNECTING, ConnState.ACTIVE, ConnState.IDLE]
+) -> ConnState: ...
+
+
+@overload
+def next_state(current: ConnState, wanted: ConnState) -> ConnState | None: ...
 
 
 def next_state(current: ConnState, wanted: ConnState) -> ConnState | None:
