@@ -521,3 +521,24 @@ async def test_an_endless_event_or_line_is_refused_not_buffered(
         assert_quiet(client)
         stats = client.stats().endpoints[0]
         assert (stats.closed_by("error"), dict(stats.errors)) == (1, {"ResponseTooLarge": 1})
+
+
+# --- 12. bad input to the client is a typed error, naming the value ------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"endpoints": 8000}, "8000"),
+        ({"endpoints": [8000]}, "8000"),
+        ({"endpoints": "http://h\u00e9st:8000"}, "xn--"),
+        ({"endpoints": "http://h:8000/b\u00e4se", "headers": 5}, "headers"),
+        ({"endpoints": "http://h:8000", "headers": "str"}, "headers"),
+        ({"endpoints": "http://h:8000", "headers": [("a", "b", "c")]}, "header"),
+        ({"endpoints": "http://h:8000", "headers": {"x-a": "1\x01"}}, "U\\+0001"),
+        ({"endpoints": "http://h:8000", "headers": {"content-length": "0"}}, "content-length"),
+    ],
+)
+def test_bad_client_arguments_are_config_errors(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(trio_infer.ConfigError, match=match):
+        trio_infer.Client(**kwargs)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from ._state import Phase
+
 if TYPE_CHECKING:
     from ._response import Response
 
@@ -83,7 +85,7 @@ class TransportError(Error):
             ``"read"`` or ``"total"``.
     """
 
-    def __init__(self, message: str, *, endpoint: str, phase: str) -> None:
+    def __init__(self, message: str, *, endpoint: str, phase: Phase) -> None:
         super().__init__(f"{message} ({phase} phase, endpoint {endpoint})")
         #: what went wrong, without the phase and endpoint the full message adds
         self.detail = message
@@ -180,7 +182,7 @@ class HTTPStatusError(Error):
         self.response = response
 
 
-TIMEOUT_BY_PHASE: Final[dict[str, type[TimeoutError]]] = {
+TIMEOUT_BY_PHASE: Final[dict[Phase, type[TimeoutError]]] = {
     "pool": PoolTimeout,
     "connect": ConnectTimeout,
     "write": WriteTimeout,
@@ -188,7 +190,7 @@ TIMEOUT_BY_PHASE: Final[dict[str, type[TimeoutError]]] = {
     "total": TotalTimeout,
 }
 
-_FAILURE_BY_PHASE: Final[dict[str, type[TransportError]]] = {
+_FAILURE_BY_PHASE: Final[dict[Phase, type[TransportError]]] = {
     "connect": ConnectError,
     "write": WriteError,
     "read": ReadError,
@@ -225,7 +227,7 @@ _EXHAUSTED: Final[dict[int, tuple[type[ConnectError], str]]] = {
 }
 
 
-def map_transport_error(exc: BaseException, *, phase: str, endpoint: str) -> TransportError:
+def map_transport_error(exc: BaseException, *, phase: Phase, endpoint: str) -> TransportError:
     """Translate a low-level exception raised during ``phase`` into a typed error.
 
     The single mapping table of the package: the I/O layer catches ``Exception`` around each

@@ -82,7 +82,7 @@ from ._retry import IDEMPOTENT_METHODS, Attempt, Retry, is_transient, parse_retr
 if TYPE_CHECKING:
     from ._http11 import Connection
     from ._pool import EndpointPool
-    from ._state import CloseReason
+    from ._state import CloseReason, Phase
     from ._timeouts import Timeouts
 
 __all__ = ["Exchange", "ExchangeContext"]
@@ -283,7 +283,7 @@ class Exchange:
             )
         return StreamClosed("the response was closed", endpoint=self.pool.url, phase="read")
 
-    def _phase(self) -> str:
+    def _phase(self) -> Phase:
         conn = self.conn
         if conn is not None:
             return conn.phase

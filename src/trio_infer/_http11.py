@@ -49,7 +49,7 @@ from ._errors import (
     TransportError,
     map_transport_error,
 )
-from ._state import ConnState
+from ._state import ConnState, Phase
 
 if TYPE_CHECKING:
     import ssl
@@ -119,8 +119,8 @@ class Connection:
         self._poller: select.poll | None = None
         self.state = ConnState.CONNECTING
         self.deadline = _INF
-        self.phase = "connect"
-        self.expired: str | None = None
+        self.phase: Phase = "connect"
+        self.expired: Phase | None = None
         self.opened_at = 0.0
         self.idle_since = 0.0
         self.first_byte_at = 0.0
@@ -433,7 +433,7 @@ class Connection:
         self.expired = self.phase
         self.close_now()
 
-    def error(self, exc: BaseException, phase: str) -> TransportError:
+    def error(self, exc: BaseException, phase: Phase) -> TransportError:
         if self.expired is not None:
             expired = self.expired
             return TIMEOUT_BY_PHASE[expired](
