@@ -484,8 +484,14 @@ class Exchange:
         it is counted in ``retries``, not ``responses``."""
         codec = conn.codec
         limit = codec.received + _SET_ASIDE_BODY
-        while not codec.done and codec.received < limit:
-            await conn.pump(self.timeouts.read)
+        try:
+            while not codec.done and codec.received < limit:
+                await conn.pump(self.timeouts.read)
+        except TransportError:
+            # The status decided the retry; a body cut short only costs the connection.
+            self.check_open()
+            self._drop(conn, "error")
+            return
         codec.body.clear()
         self.conn = None
         self.pool.finish(conn, conn.last_receive_at)  # an unfinished codec is not keep-alive

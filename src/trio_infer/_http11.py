@@ -28,6 +28,7 @@ import contextlib
 import math
 import select
 import socket as _socket
+import ssl as _ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,8 +53,6 @@ from ._errors import (
 from ._state import ConnState, Phase
 
 if TYPE_CHECKING:
-    import ssl
-
     from ._exchange import Exchange
 
 __all__ = ["Connection"]
@@ -177,7 +176,7 @@ class Connection:
         self,
         sockaddr: Any,
         timeout: float | None,
-        ssl_context: ssl.SSLContext | None,
+        ssl_context: _ssl.SSLContext | None,
         server_hostname: str,
     ) -> None:
         if timeout is not None:
@@ -215,6 +214,8 @@ class Connection:
                         endpoint=self.endpoint,
                         phase="connect",
                     )
+        except TransportError:
+            raise  # already typed (the ALPN check): not its own cause
         except Exception as exc:
             raise self.error(exc, "connect") from exc
         self.deadline = _INF
@@ -288,14 +289,12 @@ class Connection:
     def drain_nowait(self, limit: int) -> None:
         """Feed the codec what has already arrived, up to ``limit`` bytes, without waiting:
         a stream closed unread may have its whole body here already, and then its
-        connection can be reused. Errors leave the codec unfinished (the caller closes)."""
-        if self._tls is not None:
-            return
+        connection can be reused. Errors leave the codec unfinished (the caller closes).
+        Only called while no task is reading from the connection."""
         codec = self.codec
         while not codec.done and limit > 0:
-            try:
-                data = self.raw.recv(min(limit, RECEIVE_SIZE), _NOWAIT)
-            except OSError:
+            data = self._read_nowait(min(limit, RECEIVE_SIZE))
+            if data is None:
                 return
             if not data:
                 codec.feed_eof()
@@ -306,6 +305,35 @@ class Connection:
                 codec.feed(data)
             except ProtocolViolation:
                 return
+
+    def _read_nowait(self, size: int) -> bytes | None:
+        """Bytes that can be read without waiting (``b""``: the peer closed; None: nothing
+        now, or an error the caller will meet by closing)."""
+        tls = self._tls
+        if tls is None:
+            try:
+                return self.raw.recv(size, _NOWAIT)
+            except OSError:
+                return None
+        # trio's SSLStream has no synchronous read: use its SSL object and incoming buffer
+        # (the same internals has_expired() reads), feeding them from the socket by hand.
+        ssl_object = getattr(tls, "_ssl_object", None)
+        incoming = getattr(tls, "_incoming", None)
+        if ssl_object is None or incoming is None:
+            return None
+        while True:
+            try:
+                return bytes(ssl_object.read(size))
+            except _ssl.SSLWantReadError:
+                try:
+                    raw = self.raw.recv(RECEIVE_SIZE, _NOWAIT)
+                except OSError:
+                    return None
+                if not raw:
+                    return None  # a close without close_notify: not a clean end of body
+                incoming.write(raw)
+            except _ssl.SSLError:
+                return None
 
     def _answered_early(self) -> bool:
         """Feed what the server already sent; True once a final response head is complete."""

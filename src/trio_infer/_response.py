@@ -210,6 +210,12 @@ class Response:
         ``max_bytes`` bounds what is held in memory: a body that grows past it closes the
         response and raises :class:`ResponseTooLarge` (``None``: no limit).
         """
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0
+        ):
+            raise UsageError(
+                f"aread(max_bytes={max_bytes!r}): expected a whole number of bytes >= 0, or None"
+            )
         content = self._content
         if content is not None:
             if max_bytes is not None and len(content) > max_bytes:

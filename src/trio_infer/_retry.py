@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
+import trio
 
 from ._errors import (
     ConfigError,
@@ -162,7 +163,10 @@ def is_transient(exc: Exception, received: int, method: bytes, retry_non_idempot
         return True
     if isinstance(exc, ConnectError):
         # refused, reset, unreachable: nothing was sent. Not a TLS verification failure.
-        return isinstance(exc.__cause__, OSError) and not isinstance(exc.__cause__, ssl.SSLError)
+        cause = exc.__cause__
+        if isinstance(cause, trio.BrokenResourceError):  # TLS: the socket error is inside
+            cause = cause.__cause__
+        return isinstance(cause, OSError) and not isinstance(cause, ssl.SSLError)
     if isinstance(exc, TimeoutError | StreamClosed | RemoteProtocolError):
         return False
     if isinstance(exc, ReadError | WriteError):
