@@ -11,6 +11,7 @@ from functools import partial
 
 import attrs
 import trio
+import trustme
 
 import trio_infer
 
@@ -249,3 +250,10 @@ def assert_settled(client: trio_infer.Client) -> None:
     assert stats.open_connections == stats.idle, stats
     for endpoint in stats.endpoints:
         assert (endpoint.waiting_for_permit, endpoint.waiting_for_connection) == (0, 0), endpoint
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts ``ca`` (the test CA) and nothing else."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context

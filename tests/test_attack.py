@@ -29,6 +29,7 @@ from attack_helpers import (
     RawConn,
     RawTLS,
     assert_settled,
+    client_context,
     response,
     start_raw_server,
 )
@@ -62,12 +63,6 @@ def ca() -> trustme.CA:
 def server_context(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(context)
-    return context
-
-
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
     return context
 
 

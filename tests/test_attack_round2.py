@@ -24,7 +24,14 @@ import trio.testing
 import trustme
 
 import trio_infer
-from attack_helpers import RawConn, RawTLS, assert_settled, response, start_raw_server
+from attack_helpers import (
+    RawConn,
+    RawTLS,
+    assert_settled,
+    client_context,
+    response,
+    start_raw_server,
+)
 from trio_infer import KeepAlive, Retry, Timeouts
 
 
@@ -59,12 +66,6 @@ def server_context(ca: trustme.CA, alpn: list[str] | None = None) -> ssl.SSLCont
     ca.issue_cert("localhost").configure_cert(context)
     if alpn is not None:
         context.set_alpn_protocols(alpn)
-    return context
-
-
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
     return context
 
 
