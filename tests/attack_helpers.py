@@ -32,6 +32,16 @@ def response(body: bytes, status: int = 200, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n%s\r\n%s" % (status, len(body), extra, body)
 
 
+def _content_length(head: bytes) -> int:
+    """The Content-Length a request head declares (0 when it has none)."""
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return length
+
+
 @attrs.frozen
 class RawRequest:
     head: bytes
@@ -60,11 +70,7 @@ class RawConn:
         request = await self.read_head_only()
         if request is None:
             return None
-        length = 0
-        for line in request.head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+        length = _content_length(request.head)
         while len(self._buffer) < length:
             if not await self._fill():
                 return None
@@ -85,11 +91,7 @@ class RawConn:
     async def skip_body(self, request: RawRequest) -> bool:
         """Read and drop the body of a request read with :meth:`read_head_only`; False at
         EOF."""
-        length = 0
-        for line in request.head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+        length = _content_length(request.head)
         while len(self._buffer) < length:
             if not await self._fill():
                 return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import trio
 
 from trio_infer.testing import Handler, Responder, ServerRequest, reply
@@ -32,3 +34,16 @@ def half_body_then_hold(started: trio.Event) -> Handler:
 async def stall(request: ServerRequest, respond: Responder) -> None:
     """A handler that never answers (the client's read timeout must fire)."""
     await trio.sleep_forever()
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every exception chained to it."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        pending += (item.__cause__, item.__context__)

@@ -9,28 +9,16 @@ Credentials in a URL and the values of ``TRIO_INFER_HEADERS`` never appear in an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from helpers import chain
 from trio_infer import ConfigError, Endpoint, parse_endpoint
 from trio_infer._config import read_environment
 
 SECRET = "pw-s3cr3t-do-not-log"
 USER = "alice-the-user"
-
-
-def chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        item = pending.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        pending += (item.__cause__, item.__context__)
 
 
 def assert_not_shown(exc: BaseException, *secrets: str) -> None:

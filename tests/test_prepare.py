@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import h11
@@ -21,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import chain
 from trio_infer import InvalidRequest
 from trio_infer._codec import serialize_request
 from trio_infer._prepare import encode_headers, encode_method, merge_headers, prepare_request
@@ -62,19 +62,6 @@ def prepare(
         content=content,
         json=json,
     )
-
-
-def chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and every exception chained to it."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        item = pending.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        pending += (item.__cause__, item.__context__)
 
 
 def assert_secret_not_shown(exc: BaseException, secret: str = SECRET) -> None:
