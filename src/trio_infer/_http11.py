@@ -341,10 +341,8 @@ class Connection:
             return False
         codec = self.codec
         while not codec.headers_done:
-            try:
-                data = self.raw.recv(RECEIVE_SIZE, _NOWAIT)
-            except OSError:  # nothing more to read now, or a reset that took the data with it
-                return False
+            # None: nothing more to read now, or a reset that took the data with it
+            data = self._read_nowait(RECEIVE_SIZE)
             if not data:
                 return False
             if not self.first_byte_at:
