@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
+import trio
 
 from trio_infer import ConfigError
 from trio_infer._bench import percentile, run_bench
-from trio_infer.testing import TestServer
+from trio_infer._cli import _headers, build_parser
+from trio_infer.testing import Responder, ServerRequest, TestServer, serve
 
 
 def test_percentile_nearest_rank() -> None:
@@ -100,3 +103,105 @@ def test_cli_budget_rejects_a_cap_that_does_not_fit() -> None:
     done = budget_cli("127.0.0.1:8000", "--max-connections", "999999999")
     assert done.returncode == 2
     assert "max_connections=999999999 exceeds the" in done.stderr
+
+
+# --- issue 11, defect 7: a refused request is an error, never throughput -----------------------
+
+
+def vllm_like(request: ServerRequest) -> tuple[int, bytes]:
+    """vLLM answers 400 to a JSON body sent without a JSON Content-Type."""
+    if request.header("content-type") != "application/json":
+        return 400, b'{"error": {"message": "expected application/json"}}'
+    return 200, b'{"ok": true}'
+
+
+async def vllm_handler(request: ServerRequest, respond: Responder) -> None:
+    status, body = vllm_like(request)
+    await respond.send_json(json.loads(body), status)
+
+
+async def test_non_2xx_answers_are_errors_not_throughput(nursery: trio.Nursery) -> None:
+    server: TestServer = await nursery.start(serve, vllm_handler)
+    result = await run_bench(
+        [server.url], requests=20, concurrency=4, path="/v1/x", method="POST", body=b"{}"
+    )
+    assert (result.requests, result.throughput, result.failed) == (0, 0.0, 20)
+    assert result.errors == {"HTTP 400": 20}
+    assert result.statuses == {400: 20}
+    assert result.latencies == result.ttfb == []
+    assert "errors       20" in result.report()
+
+
+async def test_streamed_non_2xx_answers_are_errors(nursery: trio.Nursery) -> None:
+    server: TestServer = await nursery.start(serve, vllm_handler)
+    result = await run_bench(
+        [server.url], requests=6, concurrency=2, path="/v1/x", method="POST", stream=True
+    )
+    assert (result.requests, result.events, result.errors) == (0, 0, {"HTTP 400": 6})
+
+
+async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        [sys.executable, "-m", "trio_infer._cli", "bench", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+
+
+async def test_cli_data_is_sent_as_json(nursery: trio.Nursery) -> None:
+    server: TestServer = await nursery.start(serve, vllm_handler)
+    out = await run_cli(
+        "--url", server.url, "-n", "10", "-c", "2", "--method", "POST", "--path", "/v1/x",
+        "--data", '{"model": "m"}',
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert b"{200: 10}" in out.stdout
+    assert {r.header("content-type") for r in server.requests} == {"application/json"}
+
+
+async def test_cli_fails_when_the_server_refuses(nursery: trio.Nursery) -> None:
+    server: TestServer = await nursery.start(serve, vllm_handler)
+    out = await run_cli(
+        "--url", server.url, "-n", "5", "-c", "1", "--method", "POST", "--path", "/v1/x",
+        "--data", "{}", "--content-type", "text/plain",
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert b"requests     0 ok" in out.stdout
+    assert b"'HTTP 400': 5" in out.stdout
+    assert b"5 of 5 calls failed" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "a=b"], "is not JSON: say what it is with --content-type"),
+        (["--header", "no colon"], "expected 'Name: value'"),
+        (["--header", ": v"], "expected 'Name: value'"),
+        (
+            ["--content-type", "a/b", "--header", "content-type: c/d"],
+            "both given",
+        ),
+    ],
+)
+def test_cli_refuses_unclear_bodies_and_headers(args: list[str], message: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "trio_infer._cli", "bench", "--url", "http://127.0.0.1:1", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_headers_are_sent() -> None:
+    args = build_parser().parse_args(
+        ["bench", "-H", "Authorization: Bearer x", "--data", "[1]", "-H", "X-A:b"]
+    )
+    assert _headers(args) == [
+        ("Authorization", "Bearer x"),
+        ("X-A", "b"),
+        ("Content-Type", "application/json"),
+    ]

@@ -33,6 +33,8 @@ from ._keepalive import KeepAlive as KeepAlive
 from ._kserve import InferResult as InferResult
 from ._kserve import KServeAPI as KServeAPI
 from ._kserve import KServeError as KServeError
+from ._openai import ChoiceDelta as ChoiceDelta
+from ._openai import ChoiceSummary as ChoiceSummary
 from ._openai import Completion as Completion
 from ._openai import Embeddings as Embeddings
 from ._openai import IncompleteStream as IncompleteStream

@@ -2,6 +2,11 @@
 
 With no URL it starts the embedded test server (``python -m trio_infer.testing``) in a child
 process, so the server and the client each get a core.
+
+Only 2xx answers are throughput: any other status is an error, counted by status (``HTTP
+400``) next to the exceptions, and kept out of the latency figures, so a server that refuses
+every request cannot pass for a fast one (issue 11: vLLM answered 400 to a body sent without
+Content-Type, and the benchmark printed 1,406 req/s and "errors 0").
 """
 
 from __future__ import annotations
@@ -36,12 +41,13 @@ class BenchResult:
     """What one benchmark run measured.
 
     Attributes:
-        requests: calls that completed with a response (any status).
-        errors: calls that raised, by exception class name.
-        statuses: completed calls by status code.
+        requests: calls answered with a 2xx status: the throughput.
+        errors: calls that failed: by exception class name, and ``"HTTP <status>"`` for
+            answers with any other status.
+        statuses: answered calls by status code (all statuses).
         elapsed: wall-clock seconds of the measured run.
-        latencies: per call, seconds from the call to the last byte, sorted.
-        ttfb: per call, seconds from the call to the first response byte, sorted.
+        latencies: per 2xx call, seconds from the call to the last byte, sorted.
+        ttfb: per 2xx call, seconds from the call to the first response byte, sorted.
         events: SSE events received (0 unless streaming).
         connections_opened: connections the client opened during the run.
     """
@@ -57,14 +63,21 @@ class BenchResult:
 
     @property
     def throughput(self) -> float:
+        """2xx answers per second."""
         return self.requests / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
 
     def report(self) -> str:
         ms = 1000.0
+        errors = dict(sorted(self.errors.items())) if self.errors else 0
         lines = [
-            f"requests     {self.requests}  in {self.elapsed:.2f}s  -> {self.throughput:,.0f} req/s",
+            f"requests     {self.requests} ok (2xx)  in {self.elapsed:.2f}s  -> "
+            f"{self.throughput:,.0f} req/s",
             f"statuses     {dict(sorted(self.statuses.items()))}",
-            f"errors       {self.errors or 0}",
+            f"errors       {self.failed}  {errors}",
             f"connections  {self.connections_opened} opened",
         ]
         if self.events:
@@ -87,6 +100,7 @@ async def run_bench(
     path: str,
     method: str = "GET",
     body: bytes | None = None,
+    headers: Sequence[tuple[str, str]] = (),
     stream: bool = False,
     parser: str = "httptools",
     source_addresses: Sequence[str] = (),
@@ -110,23 +124,32 @@ async def run_bench(
     ) as client:
         opened_before = client.stats().opened
 
+        def failed(kind: str) -> None:
+            errors[kind] = errors.get(kind, 0) + 1
+
         async def caller() -> None:
             nonlocal remaining, events
             while remaining > 0:
                 remaining -= 1
                 try:
                     if stream:
-                        async with client.stream(method, path, content=body) as response:
-                            async for event in response.aiter_sse():
-                                if event.data != "[DONE]":
-                                    json.loads(event.data)
-                                    events += 1
+                        async with client.stream(
+                            method, path, content=body, headers=headers
+                        ) as response:
+                            if response.is_success:
+                                async for event in response.aiter_sse():
+                                    if event.data != "[DONE]":
+                                        json.loads(event.data)
+                                        events += 1
                     else:
-                        response = await client.request(method, path, content=body)
+                        response = await client.request(method, path, content=body, headers=headers)
                 except Error as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    failed(type(exc).__name__)
                     continue
                 statuses[response.status] = statuses.get(response.status, 0) + 1
+                if not response.is_success:
+                    failed(f"HTTP {response.status}")
+                    continue
                 timing = response.timing
                 if timing.end is not None:
                     latencies.append(timing.end - timing.start)
@@ -141,7 +164,7 @@ async def run_bench(
     latencies.sort()
     ttfb.sort()
     return BenchResult(
-        requests=sum(statuses.values()),
+        requests=sum(n for status, n in statuses.items() if 200 <= status < 300),
         errors=errors,
         statuses=statuses,
         elapsed=elapsed,

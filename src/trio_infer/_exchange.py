@@ -602,6 +602,36 @@ class Exchange:
         self.finish()
         return content
 
+    async def finish_within(self, seconds: float, max_bytes: int) -> None:
+        """The caller has what it wants of the body (an SSE stream's terminator): wait up to
+        ``seconds`` (never past the read timeout) for the rest, discard it, and finish, so
+        the connection is reused. A body that does not end in time or within ``max_bytes``,
+        or a read that fails, costs only the connection (closed as interrupted): the answer
+        the caller has is whole, so nothing here fails the call."""
+        conn = self.conn
+        if conn is None or self._state is not _OPEN:
+            return
+        codec = conn.codec
+        limit = codec.received + max_bytes
+        read = self.timeouts.read
+        wait = seconds if read is None else min(seconds, read)
+        self.reading = True
+        try:
+            with self.interruptible(self.ctx.now() + wait):
+                while not codec.done and codec.received <= limit:
+                    codec.body.clear()
+                    await conn.pump(None)  # bounded by the scope's deadline
+        except TransportError:
+            pass
+        finally:
+            self.reading = False
+        if self._state is not _OPEN:
+            return  # closed by another task (or the client) meanwhile
+        if self.conn is not None and codec.done and not self.ctx.closed:
+            self.finish()
+        else:
+            self.abort(None)
+
     async def receive(self) -> list[bytes]:
         """For a stream: the body chunks that have arrived, receiving once if none has.
         The caller must clear the list it is given after use (it is the codec's own).

@@ -6,13 +6,29 @@ stream chunk here: 2.67, 0.59 and 0.51 us, ``benchmarks/micro.py``) into plain d
 know are kept (``.raw``), and wrapped in frozen typed values for the fields it does.
 
 Streaming (``stream_chat_completions`` / ``stream_completions``) asks for usage in the last
-chunk (``stream_options.include_usage``) unless told not to. The summary's token count comes
-from that usage when the server sends it, else from the number of chunks that carried text,
-and ``token_count_source`` says which. Timing follows vLLM's benchmark definitions, measured
-from the moment the call got its permit (waiting for one is the client's own queueing, and is
-reported apart as ``queued``, so a saturated limiter cannot pass for a slow server): TTFT to
-the first chunk with text, inter-token latencies between consecutive chunks with text,
-TPOT = (last - first) / (completion tokens - 1), e2e to ``data: [DONE]``.
+chunk (``stream_options.include_usage``) unless told not to. Every figure is kept per choice
+(``n > 1`` and a list of prompts give several, and servers send one choice per chunk, in any
+order), and the summary states the aggregate ones apart.
+
+What counts as a token: a chunk whose choice carries the text field (``delta.content`` in a
+chat, ``text`` in a completion), *empty strings included*: vLLM and llama.cpp send an empty
+delta for a token that ends inside a UTF-8 character, and counting only chunks with text
+undercounts (24 of 32 on vLLM). Not counted: chunks without the field, a chat's opening
+chunk that announces the role with empty content, and a closing chunk with empty text and a
+finish reason (llama.cpp's closes a choice without standing for a token; vLLM's, when it
+stopped on the end-of-sequence token, stands for that token, which its usage counts: without
+usage such a vLLM count is one lower). The server's ``usage`` wins when it was sent, and
+``token_count_source`` names where each count came from.
+
+Timing follows vLLM's benchmark definitions, measured from the moment the call got its permit
+(waiting for one is the client's own queueing, and is reported apart as ``queued``, so a
+saturated limiter cannot pass for a slow server): TTFT to a choice's first token chunk,
+inter-token latencies between consecutive token chunks of the same choice, TPOT = (last -
+first) / (completion tokens - 1), e2e to ``data: [DONE]``.
+
+After ``data: [DONE]`` the stream reads the rest of the body (its end often comes in a later
+packet: uvicorn sends the chunked terminator after the generator returns) for at most
+``end_grace`` seconds, so the connection goes back to the pool instead of being closed.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import math
 import struct
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -37,7 +54,10 @@ if TYPE_CHECKING:
     from ._timeouts import Timeouts
 
 __all__ = [
+    "ChoiceDelta",
+    "ChoiceSummary",
     "Completion",
+    "DEFAULT_END_GRACE",
     "ERROR_BODY_LIMIT",
     "Embeddings",
     "IncompleteStream",
@@ -57,6 +77,11 @@ _decode = msgspec.json.Decoder().decode
 #: with an error status) gets an ``OpenAIError`` that says so, with the status, and the
 #: connection is closed rather than read to the end.
 ERROR_BODY_LIMIT: Final = 1024 * 1024
+
+#: Seconds a stream waits, after ``data: [DONE]``, for the end of its body, so that its
+#: connection can be reused. The end normally follows within a millisecond; a server that keeps
+#: the body open past this costs the connection (closed as interrupted), never the answer.
+DEFAULT_END_GRACE: Final = 0.5
 
 
 class OpenAIError(Error):
@@ -240,15 +265,39 @@ class Completion:
 
 
 @attrs.frozen
+class ChoiceDelta:
+    """What one chunk adds to one choice.
+
+    Attributes:
+        index: the choice (``n > 1`` and prompt lists give several).
+        text: the text it adds (chat: ``delta.content``; completions: ``text``), maybe empty.
+        finish_reason: set on the choice's last chunk.
+        is_token: the chunk stands for a generated token: it carried the text field (an
+            empty string included: a token that ends inside a UTF-8 character), and is not a
+            chat's role-only opening chunk nor an empty closing chunk with the finish reason.
+    """
+
+    index: int
+    text: str
+    finish_reason: str | None
+    is_token: bool
+
+
+@attrs.frozen
 class StreamChunk:
     """One streamed chunk that carried choices.
 
+    Servers send one choice per chunk (vLLM, llama.cpp and OpenAI do, interleaving the choices
+    of ``n > 1``); ``text``, ``index`` and ``finish_reason`` are that choice's. A chunk with
+    several has them all in ``choices``.
+
     Attributes:
-        text: the text it adds (chat: ``delta.content``; completions: ``text``), first choice.
+        text: the text it adds to its choice (chat: ``delta.content``; completions: ``text``).
         index: the choice it belongs to.
         finish_reason: set on a choice's last chunk.
         received_at: ``trio.current_time()`` when it arrived.
         raw: the whole decoded chunk, unknown fields included.
+        choices: every choice the chunk carried, in its order.
     """
 
     text: str
@@ -256,31 +305,75 @@ class StreamChunk:
     finish_reason: str | None
     received_at: float
     raw: Mapping[str, Any] = attrs.field(repr=False)
+    choices: tuple[ChoiceDelta, ...] = attrs.field(repr=False, default=())
+
+
+TokenCountSource = Literal["usage", "chunks"]
+
+
+@attrs.frozen
+class ChoiceSummary:
+    """One choice of a finished stream, measured on its own.
+
+    Attributes:
+        index: the choice.
+        text: its text, in order.
+        completion_tokens: its tokens: the server's ``usage`` when the stream has this one
+            choice and usage was sent (usage is one total for all choices), else its token
+            chunks.
+        token_count_source: ``"usage"`` or ``"chunks"``: where ``completion_tokens`` came from.
+        token_chunks: its chunks that carried the text field (see ``ChoiceDelta.is_token``).
+        ttft: seconds from the permit to its first token chunk (None: none came).
+        inter_token_latencies: seconds between its consecutive token chunks.
+        tpot: (last token chunk - first) / (completion_tokens - 1); None below 2 tokens.
+        finish_reason: its finish reason; None if the stream ended without one.
+    """
+
+    index: int
+    text: str
+    completion_tokens: int
+    token_count_source: TokenCountSource
+    token_chunks: int
+    ttft: float | None
+    inter_token_latencies: tuple[float, ...]
+    tpot: float | None
+    finish_reason: str | None
 
 
 @attrs.frozen
 class StreamSummary:
-    """A finished stream, measured.
+    """A finished stream, measured: per choice in ``choices``, and in aggregate.
 
     Attributes:
-        text: all chunks' text, in order.
+        text: choice 0's text (as ``Completion.text``); every choice's is in ``choices``.
+        choices: one :class:`ChoiceSummary` per choice, by index.
         prompt_tokens: from the server's usage, if it sent any.
-        completion_tokens: from usage, else the number of chunks that carried text.
+        completion_tokens: all choices together: the server's usage when sent, else the sum of
+            the choices' token chunks.
         token_count_source: ``"usage"`` or ``"chunks"``: where ``completion_tokens`` came from.
+        token_chunks: chunks that carried a choice's text field, all choices.
         chunks: chunks received that carried choices.
         queued: seconds the call waited for a permit before it could be sent (client-side).
-        ttft: seconds from the permit to the first chunk with text (None: no text).
-        inter_token_latencies: seconds between consecutive chunks with text.
-        tpot: (last text chunk - first) / (completion_tokens - 1); None below 2 tokens.
-        e2e: seconds from the permit to the end of the stream.
-        finish_reason: the first choice's finish reason.
+        ttft: seconds from the permit to the first token chunk of any choice (None: none).
+        inter_token_latencies: every choice's inter-token latencies, choice after choice (a
+            gap is always between two tokens of one choice, never across choices).
+        tpot: one choice: its TPOT; several: the mean of the choices' TPOTs (None if none
+            has one).
+        e2e: seconds from the permit to ``data: [DONE]``.
+        finish_reason: choice 0's finish reason.
         usage: the server's usage, if sent.
+        complete: every choice asked for arrived and ended with a finish reason. A stream that
+            ends with ``data: [DONE]`` but not complete was cut short by the server
+            (llama.cpp cuts a running stream when a new request arrives).
+        incomplete_reason: why it is not complete (None when it is).
     """
 
     text: str
+    choices: tuple[ChoiceSummary, ...]
     prompt_tokens: int | None
     completion_tokens: int
-    token_count_source: Literal["usage", "chunks"]
+    token_count_source: TokenCountSource
+    token_chunks: int
     chunks: int
     queued: float
     ttft: float | None
@@ -289,6 +382,8 @@ class StreamSummary:
     e2e: float
     finish_reason: str | None
     usage: Usage | None
+    complete: bool
+    incomplete_reason: str | None
 
 
 @attrs.frozen
@@ -310,10 +405,11 @@ class Model:
 
 def _choice(
     choice: Any, chat: bool, key: str, field: str, status: int, body: Any
-) -> tuple[int, str, str | None, str | None]:
-    """A choice's (index, text, finish_reason, role), checked. ``key`` is where a chat choice
-    keeps its message: ``"delta"`` in a stream, ``"message"`` in a whole answer (the other is
-    accepted too, as servers mix them up)."""
+) -> tuple[int, str | None, str | None, str | None]:
+    """A choice's (index, text, finish_reason, role), checked; ``text`` is None when the
+    choice has no text field. ``key`` is where a chat choice keeps its message: ``"delta"``
+    in a stream, ``"message"`` in a whole answer (the other is accepted too, as servers mix
+    them up)."""
     if type(choice) is not dict:
         raise _wrong(field, choice, "an object", status, body)
     index = choice.get("index", 0)
@@ -326,13 +422,13 @@ def _choice(
         text = choice.get("text")
         if text is not None and type(text) is not str:
             raise _wrong(f"{field}.text", text, "a string or null", status, body)
-        return index, text or "", finish, None
+        return index, text, finish, None
     message = choice.get(key)
     if message is None:
         key = "message" if key == "delta" else "delta"
         message = choice.get(key)
         if message is None:
-            return index, "", finish, None
+            return index, None, finish, None
     if type(message) is not dict:
         raise _wrong(f"{field}.{key}", message, "an object or null", status, body)
     text = message.get("content")
@@ -341,10 +437,19 @@ def _choice(
     role = message.get("role")
     if role is not None and type(role) is not str:
         raise _wrong(f"{field}.{key}.role", role, "a string or null", status, body)
-    return index, text or "", finish, role
+    return index, text, finish, role
 
 
 def _vector(value: Any, field: str, status: int, body: Any) -> tuple[float, ...]:
+    if type(value) is list and value and type(value[0]) is list:
+        raise OpenAIError(
+            f"the server's answer does not follow the OpenAI API: {field} is an array of "
+            f"{len(value)} arrays: per-token embeddings (one vector per token), where the "
+            f"embeddings API has one vector per input; ask the server for pooled embeddings "
+            f"(vLLM: a model served with --runner pooling --convert embed)",
+            status=status,
+            body=body,
+        )
     if type(value) is list:
         # One C-level pass over the types: a Python loop per element is slow on long vectors.
         if not {float, int}.issuperset(map(type, value)):
@@ -387,6 +492,18 @@ def _vectors(raw: dict[str, Any], inputs: int, status: int) -> tuple[tuple[float
     return tuple(by_index[i] for i in range(inputs))
 
 
+class _ChoiceState:
+    """What a stream has received of one choice so far."""
+
+    __slots__ = ("finish_reason", "texts", "times")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        #: when each token chunk arrived
+        self.times: list[float] = []
+        self.finish_reason: str | None = None
+
+
 class TokenStream:
     """The chunks of a streaming (chat) completion, as they arrive (``async for``), and its
     :attr:`summary` once it has ended.
@@ -396,16 +513,22 @@ class TokenStream:
     the field, with the chunk as ``body``; the chunks before it were delivered.
     """
 
-    def __init__(self, response: Response, chat: bool) -> None:
+    def __init__(
+        self,
+        response: Response,
+        chat: bool,
+        expected_choices: int | None = None,
+        end_grace: float = DEFAULT_END_GRACE,
+    ) -> None:
         self.response = response
         self._chat = chat
         self._status = response.status
         self._events = response.aiter_sse()
-        self._texts: list[str] = []
-        self._text_times: list[float] = []
+        self._choices: dict[int, _ChoiceState] = {}
+        self._expected = expected_choices
+        self._end_grace = end_grace
         self._chunks = 0
         self._usage: Usage | None = None
-        self._finish_reason: str | None = None
         self._summary: StreamSummary | None = None
 
     def __aiter__(self) -> TokenStream:
@@ -418,6 +541,7 @@ class TokenStream:
             data = event.data
             if data == "[DONE]":
                 self._finish(event.received_at)
+                await self.response.finish(within=self._end_grace)
                 raise StopAsyncIteration
             body = _decode_or_none(data)
             if event.event == "error" or (type(body) is dict and "error" in body):
@@ -439,41 +563,107 @@ class TokenStream:
                 raise _wrong("choices", choices, "an array or null", self._status, body)
             if not choices:
                 continue  # the usage-only chunk at the end
-            index, text, finish, _role = _choice(
-                choices[0], self._chat, "delta", "choices[0]", self._status, body
-            )
-            if finish is not None and index == 0:
-                self._finish_reason = finish
             self._chunks += 1
-            if text:
-                self._texts.append(text)
-                self._text_times.append(event.received_at)
-            return StreamChunk(text, index, finish, event.received_at, body)
+            at = event.received_at
+            deltas = tuple(
+                self._add(choice, f"choices[{i}]", at, body) for i, choice in enumerate(choices)
+            )
+            first = deltas[0]
+            return StreamChunk(first.text, first.index, first.finish_reason, at, body, deltas)
         raise IncompleteStream("the stream ended without 'data: [DONE]'", status=self._status)
+
+    def _add(self, choice: Any, field: str, at: float, body: Any) -> ChoiceDelta:
+        index, text, finish, role = _choice(choice, self._chat, "delta", field, self._status, body)
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _ChoiceState()
+        # Empty text is a token (one that ends inside a UTF-8 character) except in a chat's
+        # opening chunk, which announces the role, and in a closing chunk, which carries the
+        # finish reason alone (llama.cpp's stands for no token).
+        is_token = text is not None and (text != "" or (role is None and finish is None))
+        if is_token:
+            state.texts.append(text)  # type: ignore[arg-type]
+            state.times.append(at)
+        if finish is not None:
+            state.finish_reason = finish
+        return ChoiceDelta(index, text or "", finish, is_token)
 
     def _finish(self, end: float) -> None:
         timing = self.response.timing
         start = timing.permitted
-        times = self._text_times
         usage = self._usage
-        if usage is not None and usage.completion_tokens is not None:
-            tokens, source = usage.completion_tokens, "usage"
+        usage_tokens = usage.completion_tokens if usage is not None else None
+        single = len(self._choices) == 1
+        choices = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            times = state.times
+            if single and usage_tokens is not None:
+                tokens, source = usage_tokens, "usage"
+            else:
+                tokens, source = len(times), "chunks"
+            choices.append(
+                ChoiceSummary(
+                    index=index,
+                    text="".join(state.texts),
+                    completion_tokens=tokens,
+                    token_count_source=source,  # type: ignore[arg-type]
+                    token_chunks=len(times),
+                    ttft=times[0] - start if times else None,
+                    inter_token_latencies=tuple(b - a for a, b in itertools.pairwise(times)),
+                    tpot=(times[-1] - times[0]) / (tokens - 1) if tokens > 1 and times else None,
+                    finish_reason=state.finish_reason,
+                )
+            )
+        token_chunks = sum(c.token_chunks for c in choices)
+        if usage_tokens is not None:
+            tokens, source = usage_tokens, "usage"
         else:
-            tokens, source = len(times), "chunks"
+            tokens, source = token_chunks, "chunks"
+        firsts = [c.ttft for c in choices if c.ttft is not None]
+        tpots = [c.tpot for c in choices if c.tpot is not None]
+        first = self._choices.get(0)
+        reason = self._incomplete_reason()
         self._summary = StreamSummary(
-            text="".join(self._texts),
+            text="".join(first.texts) if first is not None else "",
+            choices=tuple(choices),
             prompt_tokens=usage.prompt_tokens if usage is not None else None,
             completion_tokens=tokens,
             token_count_source=source,  # type: ignore[arg-type]
+            token_chunks=token_chunks,
             chunks=self._chunks,
             queued=timing.queued,
-            ttft=times[0] - start if times else None,
-            inter_token_latencies=tuple(b - a for a, b in itertools.pairwise(times)),
-            tpot=(times[-1] - times[0]) / (tokens - 1) if tokens > 1 and times else None,
+            ttft=min(firsts) if firsts else None,
+            inter_token_latencies=tuple(
+                itertools.chain.from_iterable(c.inter_token_latencies for c in choices)
+            ),
+            tpot=sum(tpots) / len(tpots) if tpots else None,
             e2e=end - start,
-            finish_reason=self._finish_reason,
+            finish_reason=first.finish_reason if first is not None else None,
             usage=usage,
+            complete=reason is None,
+            incomplete_reason=reason,
         )
+
+    def _incomplete_reason(self) -> str | None:
+        expected = self._expected
+        got = self._choices
+        if not got:
+            return "the stream ended with 'data: [DONE]' but carried no choice"
+        if expected is not None:
+            missing = [i for i in range(expected) if i not in got]
+            if missing:
+                return (
+                    f"no chunk came for choice(s) {_shown(missing)} of the {expected} asked "
+                    f"for (indices 0 to {expected - 1})"
+                )
+        unfinished = [i for i in sorted(got) if got[i].finish_reason is None]
+        if unfinished:
+            return (
+                f"choice(s) {_shown(unfinished)} ended without a finish_reason: the server cut "
+                f"the stream short (it still sent 'data: [DONE]')"
+            )
+        return None
 
     @property
     def summary(self) -> StreamSummary:
@@ -594,16 +784,18 @@ class OpenAIAPI:
         model: str,
         messages: Sequence[Mapping[str, Any]],
         include_usage: bool = True,
+        end_grace: float = DEFAULT_END_GRACE,
         headers: Mapping[str, str] | None = None,
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
         **params: Any,
     ) -> AbstractAsyncContextManager[TokenStream]:
         """``async with client.openai.stream_chat_completions(...) as stream:`` then
-        ``async for chunk in stream``; ``stream.summary`` after the loop."""
+        ``async for chunk in stream``; ``stream.summary`` after the loop. ``end_grace``:
+        seconds to wait after ``data: [DONE]`` for the body's end, to reuse the connection."""
         body = {"model": _model(model), "messages": _messages(messages), **params}
         return self._stream(
-            "/chat/completions", body, True, include_usage, headers, timeouts, retry
+            "/chat/completions", body, True, 1, include_usage, end_grace, headers, timeouts, retry
         )
 
     def stream_completions(
@@ -612,14 +804,19 @@ class OpenAIAPI:
         model: str,
         prompt: str | Sequence[str] | Sequence[int],
         include_usage: bool = True,
+        end_grace: float = DEFAULT_END_GRACE,
         headers: Mapping[str, str] | None = None,
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
         **params: Any,
     ) -> AbstractAsyncContextManager[TokenStream]:
-        _texts("prompt", prompt)
+        """As :meth:`stream_chat_completions`; a list of prompts gives ``n`` choices per
+        prompt (choice ``p * n + j`` is prompt ``p``'s ``j``-th, as vLLM numbers them)."""
+        prompts = _texts("prompt", prompt)
         body = {"model": _model(model), "prompt": prompt, **params}
-        return self._stream("/completions", body, False, include_usage, headers, timeouts, retry)
+        return self._stream(
+            "/completions", body, False, prompts, include_usage, end_grace, headers, timeouts, retry
+        )
 
     async def embeddings(
         self,
@@ -710,7 +907,7 @@ class OpenAIAPI:
             index, text, finish, role = _choice(
                 choice, chat, "message", f"choices[{i}]", status, raw
             )
-            choices.append(Choice(index, text, finish, role, choice))
+            choices.append(Choice(index, text or "", finish, role, choice))
         return Completion(
             id=_optional_str(raw, "id", "id", status, raw),
             model=_optional_str(raw, "model", "model", status, raw),
@@ -725,12 +922,30 @@ class OpenAIAPI:
         path: str,
         body: dict[str, Any],
         chat: bool,
+        prompts: int,
         include_usage: bool,
+        end_grace: float,
         headers: Mapping[str, str] | None,
         timeouts: Timeouts | None,
         retry: Retry | None,
     ) -> AbstractAsyncContextManager[TokenStream]:
         # Checked here, when the call is made, so a bad argument fails before any I/O.
+        n = body.get("n")
+        if n is None:
+            n = 1
+        elif type(n) is not int or n < 1:
+            raise InvalidRequest(
+                f"n={_shown(n)}: expected a whole number >= 1 (choices per prompt)"
+            )
+        if (
+            isinstance(end_grace, bool)
+            or not isinstance(end_grace, int | float)
+            or not 0 <= end_grace < math.inf
+        ):
+            raise InvalidRequest(
+                f"end_grace={_shown(end_grace)}: expected seconds >= 0 (0: do not wait for the "
+                f"body's end after 'data: [DONE]')"
+            )
         if body.get("stream", True) is not True:
             method = "chat_completions" if chat else "completions"
             raise InvalidRequest(
@@ -750,7 +965,9 @@ class OpenAIAPI:
             options = dict(options or {})
             options.setdefault("include_usage", True)
             body["stream_options"] = options
-        return self._open_stream(path, body, chat, headers, timeouts, retry)
+        return self._open_stream(
+            path, body, chat, n * prompts, float(end_grace), headers, timeouts, retry
+        )
 
     @asynccontextmanager
     async def _open_stream(
@@ -758,6 +975,8 @@ class OpenAIAPI:
         path: str,
         body: dict[str, Any],
         chat: bool,
+        expected_choices: int,
+        end_grace: float,
         headers: Mapping[str, str] | None,
         timeouts: Timeouts | None,
         retry: Retry | None,
@@ -782,4 +1001,4 @@ class OpenAIAPI:
                         status=response.status,
                     ) from exc
                 raise _error_from(_decode_or_none(content), response.status, fallback)
-            yield TokenStream(response, chat)
+            yield TokenStream(response, chat, expected_choices, end_grace)

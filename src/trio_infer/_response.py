@@ -264,6 +264,20 @@ class Response:
         decoder = SSEDecoder(max_event_bytes=max_event_bytes)
         return _BodyIterator(self, decoder.feed, decoder.flush)
 
+    async def finish(self, *, within: float, max_bytes: int = 65536) -> None:
+        """End a stream whose caller has all it wants (an SSE stream's ``data: [DONE]``), but
+        whose body may not have fully arrived: wait up to ``within`` seconds (and never past
+        the read timeout) for the rest, discard it, and end the exchange, reusing the
+        connection when the body ended. Servers often send the body's end in a later packet
+        (uvicorn's chunked terminator follows the last event), and closing at once would
+        close the connection. Never raises for what it discards; past ``within`` or
+        ``max_bytes`` the connection is closed, as :meth:`aclose` would."""
+        if isinstance(within, bool) or not isinstance(within, int | float) or not within >= 0:
+            raise UsageError(f"finish(within={within!r}): expected seconds >= 0")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            raise UsageError(f"finish(max_bytes={max_bytes!r}): expected a whole number >= 0")
+        await self._exchange.finish_within(within, max_bytes)
+
     async def aclose(self) -> None:
         """Close the response (see the class docstring for what happens to the connection)."""
         self.close()

@@ -8,6 +8,30 @@ chunk, the first after ``ttft`` seconds, the next ones ``itl`` apart. Responses 
 extra field (``"x_fake": {...}``), as real servers add their own, so clients can be checked
 to keep unknown fields. The prompt counts one token per whitespace-separated word.
 
+Choices: ``n`` choices per prompt (a completion's ``prompt`` may be a list: choice ``p * n +
+j`` is prompt ``p``'s ``j``-th, as vLLM numbers them; choice 0 of prompt 0 says ``"tok0 "``...,
+choice ``c`` says ``"tok0/c "``...). Streams interleave the choices one per chunk, as vLLM and
+llama.cpp do (``choice_per_chunk=False``: every choice of a step in one chunk).
+
+Switches that reproduce what real servers do (issue 11 saw each of them):
+
+* ``split_characters``: every third token ends inside a UTF-8 character, so its chunk
+  carries an empty delta and the next one the whole character (``"é "``), as vLLM and
+  llama.cpp stream a byte-level tokenizer's partial characters; usage still counts both.
+* ``stream_usage=False``: streams ignore ``stream_options.include_usage`` (no usage chunk).
+* ``end_pause``: seconds between ``data: [DONE]`` and the end of the body, which comes in a
+  separate packet, as uvicorn sends the chunked terminator after the generator returns.
+* ``cut_after``: the stream stops after that many tokens per choice and still ends with
+  ``data: [DONE]``, without a finish reason (llama-cpp-python, when a new request arrives).
+* ``style="llama.cpp"``: a chat opens with ``delta: {"role": "assistant"}`` (no content)
+  and closes each choice with a chunk of its own that carries the finish reason and no token
+  (``delta: {}``; a completion's ``text: ""``);
+  ``"vllm"`` (the default) opens with ``{"role": "assistant", "content": ""}`` and puts the
+  finish reason on the last token's chunk.
+* embeddings honour ``encoding_format="base64"`` (float32 little-endian, as vLLM and OpenAI
+  send it); ``per_token_embeddings`` answers a vector per word instead of one per input, as a
+  pooling server's token embeddings do.
+
 Fault injection: :meth:`FakeOpenAI.fail_next` answers the next calls with an error status and
 an OpenAI error body; ``error_after`` sends an error event in the stream after that many
 tokens; ``drop_done`` ends streams without ``data: [DONE]``.
@@ -25,8 +49,10 @@ makes the fake generate more than it was configured to.
 
 from __future__ import annotations
 
+import base64
 import json
-from typing import Any
+import struct
+from typing import Any, Final, Literal
 
 import trio
 
@@ -34,6 +60,9 @@ from ._server import Responder, ServerRequest
 from ._validate import Rejected, describe, json_object, optional_bool, optional_object
 
 __all__ = ["FakeOpenAI"]
+
+#: the most choices a request may ask for (``n`` times the prompts)
+MAX_CHOICES: Final = 64
 
 #: path -> the one method it answers
 _ROUTES = {
@@ -58,6 +87,13 @@ class FakeOpenAI:
         error_after: int | None = None,
         drop_done: bool = False,
         dimensions: int = 4,
+        choice_per_chunk: bool = True,
+        split_characters: bool = False,
+        stream_usage: bool = True,
+        end_pause: float | None = None,
+        cut_after: int | None = None,
+        style: Literal["vllm", "llama.cpp"] = "vllm",
+        per_token_embeddings: bool = False,
     ) -> None:
         self.model = model
         self.output_tokens = output_tokens
@@ -67,6 +103,13 @@ class FakeOpenAI:
         self.error_after = error_after
         self.drop_done = drop_done
         self.dimensions = dimensions
+        self.choice_per_chunk = choice_per_chunk
+        self.split_characters = split_characters
+        self.stream_usage = stream_usage
+        self.end_pause = end_pause
+        self.cut_after = cut_after
+        self.style = style
+        self.per_token_embeddings = per_token_embeddings
         self._failures: list[tuple[int, str]] = []
         self.calls = 0
 
@@ -125,49 +168,71 @@ class FakeOpenAI:
         include_usage = optional_bool(
             optional_object(body, "stream_options"), "include_usage", "stream_options."
         )
-        n = self.output_tokens if limit is None else min(self.output_tokens, limit)
+        tokens = self.output_tokens if limit is None else min(self.output_tokens, limit)
         finish = "length" if limit is not None and limit < self.output_tokens else "stop"
+        n = _whole(body, "n", 1)
+        choices = n * (1 if chat else _prompt_count(body))
+        if choices > MAX_CHOICES:
+            raise Rejected(
+                f"n: {n} choices for each of {choices // n} prompts is more than this fake "
+                f"serves ({MAX_CHOICES})",
+                param="n",
+            )
         usage = {
             "prompt_tokens": prompt_words,
-            "completion_tokens": n,
-            "total_tokens": prompt_words + n,
+            "completion_tokens": tokens * choices,
+            "total_tokens": prompt_words + tokens * choices,
         }
-        tokens = [f"tok{i} " for i in range(n)]
+        texts = [[self._piece(i, c) for i in range(tokens)] for c in range(choices)]
         if stream:
-            usage_chunk = usage if self.usage and include_usage else None
-            await self._stream(respond, chat, tokens, finish, usage_chunk)
+            usage_chunk = usage if self.usage and self.stream_usage and include_usage else None
+            await self._stream(respond, chat, texts, finish, usage_chunk)
             return
-        text = "".join(tokens)
-        if chat:
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish,
-            }
-        else:
-            choice = {"index": 0, "text": text, "finish_reason": finish}
+        answers = []
+        for c, pieces in enumerate(texts):
+            text = "".join(pieces)
+            if chat:
+                answers.append(
+                    {
+                        "index": c,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish,
+                    }
+                )
+            else:
+                answers.append({"index": c, "text": text, "finish_reason": finish})
         await respond.send_json(
             {
                 "id": f"cmpl-{self.calls}",
                 "object": "chat.completion" if chat else "text_completion",
                 "created": 0,
                 "model": self.model,
-                "choices": [choice],
+                "choices": answers,
                 "usage": usage if self.usage else None,
                 "x_fake": {"call": self.calls},
             },
         )
 
+    def _piece(self, i: int, choice: int) -> str:
+        """Token ``i`` of a choice: with ``split_characters`` every third token is the first
+        half of a two-byte character (no text yet), and the next one completes it."""
+        if self.split_characters and i % 3 == 1:
+            return ""
+        if self.split_characters and i % 3 == 2:
+            return "\u00e9 "
+        return f"tok{i} " if choice == 0 else f"tok{i}/{choice} "
+
     async def _stream(
         self,
         respond: Responder,
         chat: bool,
-        tokens: list[str],
+        texts: list[list[str]],
         finish: str,
         usage: dict[str, int] | None,
     ) -> None:
         await respond.start(200, [("content-type", "text/event-stream")])
         kind = "chat.completion.chunk" if chat else "text_completion"
+        llama = self.style == "llama.cpp"
 
         def chunk(choices: list[Any], extra: dict[str, Any] | None = None) -> bytes:
             body = {
@@ -180,19 +245,21 @@ class FakeOpenAI:
             }
             return b"data: " + json.dumps(body).encode() + b"\n\n"
 
+        async def send(choices: list[Any], extra: dict[str, Any] | None = None) -> None:
+            if self.choice_per_chunk:
+                for choice in choices:
+                    await respond.send(chunk([choice], extra))
+            else:
+                await respond.send(chunk(choices, extra))
+
         if chat:
-            await respond.send(
-                chunk(
-                    [
-                        {
-                            "index": 0,
-                            "delta": {"role": "assistant", "content": ""},
-                            "finish_reason": None,
-                        }
-                    ]
-                )
+            opening = {"role": "assistant"} if llama else {"role": "assistant", "content": ""}
+            await send(
+                [{"index": c, "delta": opening, "finish_reason": None} for c in range(len(texts))]
             )
-        for i, token in enumerate(tokens):
+        tokens = len(texts[0]) if texts else 0
+        steps = tokens if self.cut_after is None else min(tokens, self.cut_after)
+        for i in range(steps):
             await trio.sleep(self.ttft if i == 0 else self.itl)
             if self.error_after is not None and i == self.error_after:
                 error = {
@@ -201,27 +268,50 @@ class FakeOpenAI:
                 await respond.send(b"data: " + json.dumps(error).encode() + b"\n\n")
                 await respond.end()
                 return
-            last = i == len(tokens) - 1
-            piece = {"content": token} if chat else None
-            choice: dict[str, Any] = {"index": 0, "finish_reason": finish if last else None}
-            choice.update({"delta": piece} if chat else {"text": token})
-            await respond.send(chunk([choice], {"x_fake": {"token": i}}))
+            # A cut stream never reaches its last token, so never carries a finish reason.
+            last = i == tokens - 1 and not llama
+            step = []
+            for c, pieces in enumerate(texts):
+                choice: dict[str, Any] = {"index": c, "finish_reason": finish if last else None}
+                choice.update({"delta": {"content": pieces[i]}} if chat else {"text": pieces[i]})
+                step.append(choice)
+            await send(step, {"x_fake": {"token": i}})
+        if llama and steps == tokens:
+            # llama-cpp-python's closing chunk stands for no token (it stops before the
+            # end-of-sequence token): an empty delta in a chat, empty text in a completion.
+            closing: dict[str, Any] = {"delta": {}} if chat else {"text": ""}
+            await send(
+                [{"index": c, "finish_reason": finish, **closing} for c in range(len(texts))]
+            )
         if usage is not None:
             await respond.send(chunk([], {"usage": usage}))
         if not self.drop_done:
             await respond.send(b"data: [DONE]\n\n")
+        if self.end_pause is not None:
+            await trio.sleep(self.end_pause)
         await respond.end()
 
     async def _embeddings(self, body: dict[str, Any], respond: Responder) -> None:
         items = _inputs(body)
-        data = [
-            {
-                "object": "embedding",
-                "index": i,
-                "embedding": [float(len(str(text)) + d) for d in range(self.dimensions)],
-            }
-            for i, text in enumerate(items)
-        ]
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise Rejected(
+                f"encoding_format: must be 'float' or 'base64', got {describe(encoding)}",
+                param="encoding_format",
+            )
+        data = []
+        for i, text in enumerate(items):
+            vector = [float(len(str(text)) + d) for d in range(self.dimensions)]
+            embedding: Any
+            if self.per_token_embeddings:
+                words = max(1, len(str(text).split()))
+                embedding = [[x + w for x in vector] for w in range(words)]
+            elif encoding == "base64":
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                embedding = base64.b64encode(packed).decode("ascii")
+            else:
+                embedding = vector
+            data.append({"object": "embedding", "index": i, "embedding": embedding})
         words = sum(len(str(text).split()) for text in items)
         await respond.send_json(
             {
@@ -231,6 +321,19 @@ class FakeOpenAI:
                 "usage": {"prompt_tokens": words, "total_tokens": words},
             },
         )
+
+
+def _whole(body: dict[str, Any], name: str, default: int) -> int:
+    value = _max_tokens(body, name)
+    return default if value is None else value
+
+
+def _prompt_count(body: dict[str, Any]) -> int:
+    """How many prompts a completion carries (a list of strings or token lists is several)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and prompt and not _is_tokens(prompt):
+        return len(prompt)
+    return 1
 
 
 def _max_tokens(body: dict[str, Any], name: str) -> int | None:
