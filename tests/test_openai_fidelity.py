@@ -121,7 +121,56 @@ async def test_a_missing_choice_makes_the_stream_incomplete(nursery: trio.Nurser
         async for _ in stream:
             pass
     assert not stream.summary.complete
-    assert "choice(s) [1]" in (stream.summary.incomplete_reason or "")
+    assert "1 of the 2 choices" in (stream.summary.incomplete_reason or "")
+
+
+async def test_a_huge_n_answered_with_one_choice_is_reported_quickly(
+    nursery: trio.Nursery,
+) -> None:
+    # n comes from the caller: finding the missing choices must not walk all of them.
+    chunk = {"choices": [{"index": 0, "text": "x", "finish_reason": "stop"}]}
+
+    async def handler(request: ServerRequest, respond: Responder) -> None:
+        await respond.start(200, [("content-type", "text/event-stream")])
+        await respond.send(sse_body([json.dumps(chunk)]))
+        await respond.end()
+
+    server = await start(nursery, handler)
+    async with (
+        trio_infer.Client(server.url) as client,
+        client.openai.stream_completions(model="m", prompt="p", n=10**12) as stream,
+    ):
+        async for _ in stream:
+            pass
+    reason = stream.summary.incomplete_reason or ""
+    assert "999999999999 of the 1000000000000 choices" in reason
+    assert "[1, 2, 3, 4, 5]" in reason
+
+
+async def test_finish_while_another_task_reads_is_a_usage_error(nursery: trio.Nursery) -> None:
+    release = trio.Event()
+
+    async def handler(request: ServerRequest, respond: Responder) -> None:
+        await respond.start(200, [("content-type", "text/event-stream")])
+        await respond.send(b"data: 1\n\n")
+        await release.wait()
+        await respond.end()
+
+    server = await start(nursery, handler)
+    async with trio_infer.Client(server.url) as client, client.stream("GET", "/") as response:
+        events = response.aiter_sse()
+        assert (await events.__anext__()).data == "1"
+
+        async def read_the_rest() -> None:
+            async for _ in events:
+                pass
+
+        async with trio.open_nursery() as readers:
+            readers.start_soon(read_the_rest)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio_infer.UsageError, match="another task is reading"):
+                await response.finish(within=1)
+            release.set()
 
 
 @pytest.mark.parametrize("n", [0, -1, True, 1.5, "2"])

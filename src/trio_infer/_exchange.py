@@ -73,6 +73,7 @@ from ._errors import (
     ResponseTooLarge,
     StreamClosed,
     TransportError,
+    UsageError,
     WriteError,
 )
 from ._headers import Headers
@@ -611,6 +612,8 @@ class Exchange:
         conn = self.conn
         if conn is None or self._state is not _OPEN:
             return
+        if self.reading:
+            raise UsageError("another task is reading this response's body; finish it there")
         codec = conn.codec
         limit = codec.received + max_bytes
         read = self.timeouts.read

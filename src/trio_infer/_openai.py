@@ -651,11 +651,14 @@ class TokenStream:
         if not got:
             return "the stream ended with 'data: [DONE]' but carried no choice"
         if expected is not None:
-            missing = [i for i in range(expected) if i not in got]
+            # The first few missing indices, found in at most len(got) + 5 steps: n comes
+            # from the caller and may be huge.
+            missing = list(itertools.islice((i for i in range(expected) if i not in got), 5))
             if missing:
+                arrived = sum(1 for i in got if i < expected)
                 return (
-                    f"no chunk came for choice(s) {_shown(missing)} of the {expected} asked "
-                    f"for (indices 0 to {expected - 1})"
+                    f"no chunk came for {expected - arrived} of the {expected} choices asked "
+                    f"for (indices 0 to {expected - 1}), e.g. choice(s) {_shown(missing)}"
                 )
         unfinished = [i for i in sorted(got) if got[i].finish_reason is None]
         if unfinished:

@@ -66,8 +66,12 @@ async def open_uvicorn(
 
     async def drain() -> None:
         # uvicorn logs to stderr; reading it to the end keeps the pipe from filling up.
+        # Ready takes both lines: a single uvicorn process completes the app's startup
+        # before it binds the socket ("Uvicorn running on"), so startup alone let a client
+        # connect too early and be refused; with --workers the supervisor binds first.
         buffered = b""
         started = 0
+        listening = False
         async for chunk in stderr:
             buffered += chunk
             *lines, buffered = buffered.split(b"\n")
@@ -75,8 +79,9 @@ async def open_uvicorn(
                 log.append(line)
                 if b"Application startup complete." in line:
                     started += 1
-                    if started == workers:
-                        ready.set()
+                listening = listening or b"Uvicorn running on" in line
+                if listening and started == workers:
+                    ready.set()
 
     try:
         async with trio.open_nursery() as nursery:
