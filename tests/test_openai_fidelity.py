@@ -236,6 +236,78 @@ async def test_a_closing_empty_chunk_is_not_a_token(nursery: trio.Nursery) -> No
     assert stream.summary.complete
 
 
+@pytest.mark.parametrize("include_usage", [True, False])
+async def test_coalesced_tokens_are_counted_from_token_ids(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, include_usage: bool
+) -> None:
+    """A loaded vLLM puts several tokens in one chunk: counting chunks undercounts, and the
+    summary says so ("chunks"); its token_ids (return_token_ids=True) give the exact count
+    per choice, and usage, when sent, the exact total."""
+    server = await start(nursery, FakeOpenAI(output_tokens=10, coalesce=3, itl=0.3))
+    summary, chunks = await stream_chat(server.url, include_usage=include_usage, n=2)
+    assert [(c.completion_tokens, c.token_count_source) for c in summary.choices] == [
+        (4, "chunks"),
+        (4, "chunks"),
+    ]
+    assert summary.completion_tokens == (20 if include_usage else 8)
+    summary, chunks = await stream_chat(
+        server.url, include_usage=include_usage, n=2, return_token_ids=True
+    )
+    assert [(c.completion_tokens, c.token_count_source) for c in summary.choices] == [
+        (10, "token_ids"),
+        (10, "token_ids"),
+    ]
+    assert (summary.completion_tokens, summary.token_count_source) == (
+        (20, "usage") if include_usage else (20, "token_ids")
+    )
+    assert summary.token_chunks == 8
+    assert [d.token_ids for d in chunks[-1].choices] == [1]
+    # chunks at 0, 0.3, 0.6, 0.9 s stand for 10 tokens: TPOT divides by the tokens
+    assert summary.choices[0].tpot == pytest.approx(0.9 / 9)
+    assert summary.choices[0].inter_token_latencies == pytest.approx((0.3, 0.3, 0.3))
+
+
+async def test_an_end_of_sequence_chunk_with_its_id_is_a_token(nursery: trio.Nursery) -> None:
+    chunks = [
+        {"choices": [{"index": 0, "text": "a", "finish_reason": None, "token_ids": [5]}]},
+        {"choices": [{"index": 0, "text": "", "finish_reason": "stop", "token_ids": [2]}]},
+    ]
+
+    async def handler(request: ServerRequest, respond: Responder) -> None:
+        await respond.start(200, [("content-type", "text/event-stream")])
+        await respond.send(sse_body([json.dumps(c) for c in chunks]))
+        await respond.end()
+
+    server = await start(nursery, handler)
+    async with (
+        trio_infer.Client(server.url) as client,
+        client.openai.stream_completions(model="m", prompt="p", include_usage=False) as stream,
+    ):
+        async for _ in stream:
+            pass
+    assert (stream.summary.completion_tokens, stream.summary.token_count_source) == (
+        2,
+        "token_ids",
+    )
+
+
+@pytest.mark.parametrize("ids", ["1,2", {"a": 1}, 3])
+async def test_token_ids_of_the_wrong_type_name_the_field(nursery: trio.Nursery, ids: Any) -> None:
+    chunk = {"choices": [{"index": 0, "text": "a", "token_ids": ids}]}
+
+    async def handler(request: ServerRequest, respond: Responder) -> None:
+        await respond.start(200, [("content-type", "text/event-stream")])
+        await respond.send(sse_body([json.dumps(chunk)]))
+        await respond.end()
+
+    server = await start(nursery, handler)
+    async with trio_infer.Client(server.url) as client:
+        with pytest.raises(OpenAIError, match=r"choices\[0\]\.token_ids"):
+            async with client.openai.stream_completions(model="m", prompt="p") as stream:
+                async for _ in stream:
+                    pass
+
+
 async def test_usage_wins_and_says_so(nursery: trio.Nursery) -> None:
     server = await start(nursery, FakeOpenAI(output_tokens=6, split_characters=True))
     summary, _ = await stream_chat(server.url)
@@ -469,7 +541,18 @@ async def test_a_cut_stream_is_incomplete(
     nursery: trio.Nursery, style: Literal["vllm", "llama.cpp"]
 ) -> None:
     server = await start(nursery, FakeOpenAI(output_tokens=8, cut_after=3, style=style))
-    summary, _ = await stream_chat(server.url, include_usage=False)
+    async with (
+        trio_infer.Client(server.url) as client,
+        client.openai.stream_chat_completions(
+            model="m", messages=MESSAGES, include_usage=False
+        ) as stream,
+    ):
+        async for _ in stream:
+            pass
+        stats = client.stats()
+    summary = stream.summary
+    # the body never ended: the connection is closed as interrupted, and the call is no failure
+    assert (stats.failures, dict(stats.endpoints[0].closed).get("interrupted")) == (0, 1)
     assert not summary.complete
     assert summary.finish_reason is None
     assert "ended without a finish_reason" in (summary.incomplete_reason or "")

@@ -17,8 +17,11 @@ undercounts (24 of 32 on vLLM). Not counted: chunks without the field, a chat's 
 chunk that announces the role with empty content, and a closing chunk with empty text and a
 finish reason (llama.cpp's closes a choice without standing for a token; vLLM's, when it
 stopped on the end-of-sequence token, stands for that token, which its usage counts: without
-usage such a vLLM count is one lower). The server's ``usage`` wins when it was sent, and
-``token_count_source`` names where each count came from.
+usage such a vLLM count is one lower). A loaded vLLM also coalesces tokens: one chunk then
+stands for several, so a chunk count is a lower bound. Exact counts come from the server's
+``usage`` (one total for all choices; asked for by default), or per choice from the
+``token_ids`` vLLM adds to each chunk with ``return_token_ids=True``: usage wins, then token
+ids, then chunks, and ``token_count_source`` names where each count came from.
 
 Timing follows vLLM's benchmark definitions, measured from the moment the call got its permit
 (waiting for one is the client's own queueing, and is reported apart as ``queued``, so a
@@ -272,15 +275,19 @@ class ChoiceDelta:
         index: the choice (``n > 1`` and prompt lists give several).
         text: the text it adds (chat: ``delta.content``; completions: ``text``), maybe empty.
         finish_reason: set on the choice's last chunk.
-        is_token: the chunk stands for a generated token: it carried the text field (an
+        is_token: the chunk stands for generated tokens: it carried the text field (an
             empty string included: a token that ends inside a UTF-8 character), and is not a
             chat's role-only opening chunk nor an empty closing chunk with the finish reason.
+        token_ids: how many token ids the choice carried (vLLM sends them with
+            ``return_token_ids=True``; a chunk may stand for several tokens when a loaded
+            server coalesces them), None when the server sent none.
     """
 
     index: int
     text: str
     finish_reason: str | None
     is_token: bool
+    token_ids: int | None = None
 
 
 @attrs.frozen
@@ -308,7 +315,9 @@ class StreamChunk:
     choices: tuple[ChoiceDelta, ...] = attrs.field(repr=False, default=())
 
 
-TokenCountSource = Literal["usage", "chunks"]
+#: where a token count came from: the server's ``usage``, the ``token_ids`` the chunks carried
+#: (vLLM with ``return_token_ids=True``), or the count of token chunks
+TokenCountSource = Literal["usage", "token_ids", "chunks"]
 
 
 @attrs.frozen
@@ -319,9 +328,10 @@ class ChoiceSummary:
         index: the choice.
         text: its text, in order.
         completion_tokens: its tokens: the server's ``usage`` when the stream has this one
-            choice and usage was sent (usage is one total for all choices), else its token
-            chunks.
-        token_count_source: ``"usage"`` or ``"chunks"``: where ``completion_tokens`` came from.
+            choice and usage was sent (usage is one total for all choices), else the token
+            ids its chunks carried when every token chunk carried them, else its token chunks.
+        token_count_source: ``"usage"``, ``"token_ids"`` or ``"chunks"``: where
+            ``completion_tokens`` came from.
         token_chunks: its chunks that carried the text field (see ``ChoiceDelta.is_token``).
         ttft: seconds from the permit to its first token chunk (None: none came).
         inter_token_latencies: seconds between its consecutive token chunks.
@@ -349,8 +359,9 @@ class StreamSummary:
         choices: one :class:`ChoiceSummary` per choice, by index.
         prompt_tokens: from the server's usage, if it sent any.
         completion_tokens: all choices together: the server's usage when sent, else the sum of
-            the choices' token chunks.
-        token_count_source: ``"usage"`` or ``"chunks"``: where ``completion_tokens`` came from.
+            the choices' counts (token ids when every choice has them, else token chunks).
+        token_count_source: ``"usage"``, ``"token_ids"`` or ``"chunks"``: where
+            ``completion_tokens`` came from.
         token_chunks: chunks that carried a choice's text field, all choices.
         chunks: chunks received that carried choices.
         queued: seconds the call waited for a permit before it could be sent (client-side).
@@ -495,13 +506,22 @@ def _vectors(raw: dict[str, Any], inputs: int, status: int) -> tuple[tuple[float
 class _ChoiceState:
     """What a stream has received of one choice so far."""
 
-    __slots__ = ("finish_reason", "texts", "times")
+    __slots__ = ("finish_reason", "ids", "texts", "times", "unnumbered")
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         #: when each token chunk arrived
         self.times: list[float] = []
         self.finish_reason: str | None = None
+        #: token ids the chunks carried, and token chunks that carried none
+        self.ids = 0
+        self.unnumbered = 0
+
+    def count(self) -> tuple[int, TokenCountSource]:
+        """Its tokens without usage: the token ids when every token chunk had them."""
+        if self.ids and not self.unnumbered:
+            return self.ids, "token_ids"
+        return len(self.times), "chunks"
 
 
 class TokenStream:
@@ -581,12 +601,25 @@ class TokenStream:
         # opening chunk, which announces the role, and in a closing chunk, which carries the
         # finish reason alone (llama.cpp's stands for no token).
         is_token = text is not None and (text != "" or (role is None and finish is None))
+        ids = choice.get("token_ids")
+        if ids is not None:
+            if type(ids) is not list:
+                raise _wrong(f"{field}.token_ids", ids, "an array or null", self._status, body)
+            count: int | None = len(ids)
+            # vLLM's closing chunk for an end-of-sequence token carries its id: a token.
+            is_token = is_token or bool(ids)
+        else:
+            count = None
         if is_token:
-            state.texts.append(text)  # type: ignore[arg-type]
+            state.texts.append(text or "")
             state.times.append(at)
+            if count is None:
+                state.unnumbered += 1
+            else:
+                state.ids += count
         if finish is not None:
             state.finish_reason = finish
-        return ChoiceDelta(index, text or "", finish, is_token)
+        return ChoiceDelta(index, text or "", finish, is_token, count)
 
     def _finish(self, end: float) -> None:
         timing = self.response.timing
@@ -598,16 +631,18 @@ class TokenStream:
         for index in sorted(self._choices):
             state = self._choices[index]
             times = state.times
+            tokens: int
+            source: TokenCountSource
             if single and usage_tokens is not None:
                 tokens, source = usage_tokens, "usage"
             else:
-                tokens, source = len(times), "chunks"
+                tokens, source = state.count()
             choices.append(
                 ChoiceSummary(
                     index=index,
                     text="".join(state.texts),
                     completion_tokens=tokens,
-                    token_count_source=source,  # type: ignore[arg-type]
+                    token_count_source=source,
                     token_chunks=len(times),
                     ttft=times[0] - start if times else None,
                     inter_token_latencies=tuple(b - a for a, b in itertools.pairwise(times)),
@@ -616,8 +651,11 @@ class TokenStream:
                 )
             )
         token_chunks = sum(c.token_chunks for c in choices)
+        counts = [state.count() for state in self._choices.values()]
         if usage_tokens is not None:
             tokens, source = usage_tokens, "usage"
+        elif counts and all(src == "token_ids" for _, src in counts):
+            tokens, source = sum(n for n, _ in counts), "token_ids"
         else:
             tokens, source = token_chunks, "chunks"
         firsts = [c.ttft for c in choices if c.ttft is not None]
@@ -629,7 +667,7 @@ class TokenStream:
             choices=tuple(choices),
             prompt_tokens=usage.prompt_tokens if usage is not None else None,
             completion_tokens=tokens,
-            token_count_source=source,  # type: ignore[arg-type]
+            token_count_source=source,
             token_chunks=token_chunks,
             chunks=self._chunks,
             queued=timing.queued,

@@ -18,11 +18,15 @@ Switches that reproduce what real servers do (issue 11 saw each of them):
 * ``split_characters``: every third token ends inside a UTF-8 character, so its chunk
   carries an empty delta and the next one the whole character (``"é "``), as vLLM and
   llama.cpp stream a byte-level tokenizer's partial characters; usage still counts both.
+* ``coalesce=k``: a stream chunk carries k tokens, as a loaded vLLM merges the outputs its
+  client has not read yet; ``return_token_ids: true`` in the request adds each chunk's
+  ``token_ids``, as vLLM does.
 * ``stream_usage=False``: streams ignore ``stream_options.include_usage`` (no usage chunk).
 * ``end_pause``: seconds between ``data: [DONE]`` and the end of the body, which comes in a
   separate packet, as uvicorn sends the chunked terminator after the generator returns.
-* ``cut_after``: the stream stops after that many tokens per choice and still ends with
-  ``data: [DONE]``, without a finish reason (llama-cpp-python, when a new request arrives).
+* ``cut_after``: the stream stops after that many tokens per choice and still sends
+  ``data: [DONE]``, without a finish reason, then closes the connection without ending the
+  chunked body (llama-cpp-python, when a new request arrives).
 * ``style="llama.cpp"``: a chat opens with ``delta: {"role": "assistant"}`` (no content)
   and closes each choice with a chunk of its own that carries the finish reason and no token
   (``delta: {}``; a completion's ``text: ""``);
@@ -94,6 +98,7 @@ class FakeOpenAI:
         cut_after: int | None = None,
         style: Literal["vllm", "llama.cpp"] = "vllm",
         per_token_embeddings: bool = False,
+        coalesce: int = 1,
     ) -> None:
         self.model = model
         self.output_tokens = output_tokens
@@ -110,6 +115,9 @@ class FakeOpenAI:
         self.cut_after = cut_after
         self.style = style
         self.per_token_embeddings = per_token_embeddings
+        if type(coalesce) is not int or coalesce < 1:
+            raise ValueError(f"coalesce={coalesce!r}: expected a whole number >= 1")
+        self.coalesce = coalesce
         self._failures: list[tuple[int, str]] = []
         self.calls = 0
 
@@ -186,7 +194,8 @@ class FakeOpenAI:
         texts = [[self._piece(i, c) for i in range(tokens)] for c in range(choices)]
         if stream:
             usage_chunk = usage if self.usage and self.stream_usage and include_usage else None
-            await self._stream(respond, chat, texts, finish, usage_chunk)
+            token_ids = optional_bool(body, "return_token_ids")
+            await self._stream(respond, chat, texts, finish, usage_chunk, bool(token_ids))
             return
         answers = []
         for c, pieces in enumerate(texts):
@@ -229,6 +238,7 @@ class FakeOpenAI:
         texts: list[list[str]],
         finish: str,
         usage: dict[str, int] | None,
+        token_ids: bool,
     ) -> None:
         await respond.start(200, [("content-type", "text/event-stream")])
         kind = "chat.completion.chunk" if chat else "text_completion"
@@ -259,9 +269,10 @@ class FakeOpenAI:
             )
         tokens = len(texts[0]) if texts else 0
         steps = tokens if self.cut_after is None else min(tokens, self.cut_after)
-        for i in range(steps):
+        group = self.coalesce
+        for i in range(0, steps, group):
             await trio.sleep(self.ttft if i == 0 else self.itl)
-            if self.error_after is not None and i == self.error_after:
+            if self.error_after is not None and i <= self.error_after < i + group:
                 error = {
                     "error": {"message": "the engine failed", "type": "server_error", "code": 500}
                 }
@@ -269,11 +280,15 @@ class FakeOpenAI:
                 await respond.end()
                 return
             # A cut stream never reaches its last token, so never carries a finish reason.
-            last = i == tokens - 1 and not llama
+            ids = range(i, min(i + group, steps))
+            last = ids[-1] == tokens - 1 and not llama
             step = []
             for c, pieces in enumerate(texts):
+                piece = "".join(pieces[j] for j in ids)
                 choice: dict[str, Any] = {"index": c, "finish_reason": finish if last else None}
-                choice.update({"delta": {"content": pieces[i]}} if chat else {"text": pieces[i]})
+                choice.update({"delta": {"content": piece}} if chat else {"text": piece})
+                if token_ids:
+                    choice["token_ids"] = [1000 + j for j in ids]
                 step.append(choice)
             await send(step, {"x_fake": {"token": i}})
         if llama and steps == tokens:
@@ -287,6 +302,11 @@ class FakeOpenAI:
             await respond.send(chunk([], {"usage": usage}))
         if not self.drop_done:
             await respond.send(b"data: [DONE]\n\n")
+        if steps < tokens:
+            # llama.cpp closes a cut stream's connection after [DONE], without ending the
+            # chunked body (and despite its "connection: keep-alive").
+            await respond.send_raw(b"")
+            return
         if self.end_pause is not None:
             await trio.sleep(self.end_pause)
         await respond.end()
