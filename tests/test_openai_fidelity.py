@@ -191,8 +191,8 @@ async def test_a_bad_n_is_refused_before_sending(nursery: trio.Nursery, n: Any) 
 async def test_partial_characters_are_counted_without_usage(
     nursery: trio.Nursery, style: Literal["vllm", "llama.cpp"], chat: bool
 ) -> None:
-    # 30 tokens: the last one is whole (see test_a_closing_empty_chunk_is_not_a_token)
-    server = await start(nursery, FakeOpenAI(output_tokens=30, split_characters=True, style=style))
+    # 32 tokens: the last one ends inside a character, so vLLM's last chunk has empty text
+    server = await start(nursery, FakeOpenAI(output_tokens=32, split_characters=True, style=style))
     async with trio_infer.Client(server.url) as client:
         stream_call = (
             client.openai.stream_chat_completions(model="m", messages=MESSAGES, include_usage=False)
@@ -203,21 +203,27 @@ async def test_partial_characters_are_counted_without_usage(
             async for _ in stream:
                 pass
     summary = stream.summary
-    assert (summary.completion_tokens, summary.token_count_source) == (30, "chunks")
-    assert len(summary.inter_token_latencies) == 29
+    assert (summary.completion_tokens, summary.token_count_source) == (32, "chunks")
+    assert len(summary.inter_token_latencies) == 31
     assert summary.text.count("\u00e9") == 10  # tokens 2, 5, ..., 29 complete a character
     assert summary.complete
 
 
-async def test_a_closing_empty_chunk_is_not_a_token(nursery: trio.Nursery) -> None:
+@pytest.mark.parametrize("vllm", [False, True])
+async def test_a_closing_empty_chunk_is_a_token_only_from_vllm(
+    nursery: trio.Nursery, vllm: bool
+) -> None:
     """llama-cpp-python closes a completion with ``text: ""`` and the finish reason, which
     stands for no token; vLLM's last chunk looks the same when its token ends inside a
-    character, and is then counted one short (documented; usage, when sent, is exact)."""
+    character (or is end-of-sequence), and carries the ``stop_reason`` key."""
+    closing: dict[str, Any] = {"index": 0, "text": "", "finish_reason": "stop"}
+    if vllm:
+        closing["stop_reason"] = None
     chunks = [
         {"choices": [{"index": 0, "text": "a", "finish_reason": None}]},
         {"choices": [{"index": 0, "text": "", "finish_reason": None}]},
         {"choices": [{"index": 0, "text": "\u00e9", "finish_reason": None}]},
-        {"choices": [{"index": 0, "text": "", "finish_reason": "stop"}]},
+        {"choices": [closing]},
     ]
 
     async def handler(request: ServerRequest, respond: Responder) -> None:
@@ -231,8 +237,8 @@ async def test_a_closing_empty_chunk_is_not_a_token(nursery: trio.Nursery) -> No
         client.openai.stream_completions(model="m", prompt="p") as stream,
     ):
         got = [chunk async for chunk in stream]
-    assert [c.choices[0].is_token for c in got] == [True, True, True, False]
-    assert (stream.summary.completion_tokens, stream.summary.text) == (3, "a\u00e9")
+    assert [c.choices[0].is_token for c in got] == [True, True, True, vllm]
+    assert (stream.summary.completion_tokens, stream.summary.text) == (3 + vllm, "a\u00e9")
     assert stream.summary.complete
 
 
@@ -365,10 +371,7 @@ def test_chunk_counts_agree_with_usage(
         return stream.summary
 
     summary = trio.run(main)
-    # The one documented exception: vLLM puts the finish reason on its last token's chunk, and
-    # when that token ends inside a character (or is the end-of-sequence token) the chunk has
-    # empty text, like llama.cpp's closing chunk, which stands for no token: not counted.
-    counted = tokens - (style == "vllm" and split and (tokens - 1) % 3 == 1)
+    counted = tokens
     assert summary.token_count_source == "usage"
     assert summary.completion_tokens == tokens * n
     assert summary.token_chunks == counted * n

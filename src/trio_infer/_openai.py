@@ -15,9 +15,9 @@ chat, ``text`` in a completion), *empty strings included*: vLLM and llama.cpp se
 delta for a token that ends inside a UTF-8 character, and counting only chunks with text
 undercounts (24 of 32 on vLLM). Not counted: chunks without the field, a chat's opening
 chunk that announces the role with empty content, and a closing chunk with empty text and a
-finish reason (llama.cpp's closes a choice without standing for a token; vLLM's, when it
-stopped on the end-of-sequence token, stands for that token, which its usage counts: without
-usage such a vLLM count is one lower). A loaded vLLM also coalesces tokens: one chunk then
+finish reason (llama-cpp-python's closes a choice without standing for a token), unless it
+carries vLLM's ``stop_reason`` key (vLLM's last chunk is its last token's: one that ends
+inside a character, or end-of-sequence). A loaded vLLM also coalesces tokens: one chunk then
 stands for several, so a chunk count is a lower bound. Exact counts come from the server's
 ``usage`` (one total for all choices; asked for by default), or per choice from the
 ``token_ids`` vLLM adds to each chunk with ``return_token_ids=True``: usage wins, then token
@@ -277,7 +277,8 @@ class ChoiceDelta:
         finish_reason: set on the choice's last chunk.
         is_token: the chunk stands for generated tokens: it carried the text field (an
             empty string included: a token that ends inside a UTF-8 character), and is not a
-            chat's role-only opening chunk nor an empty closing chunk with the finish reason.
+            chat's role-only opening chunk nor an empty closing chunk with the finish reason
+            (unless that carries vLLM's ``stop_reason`` key: vLLM's last token's chunk).
         token_ids: how many token ids the choice carried (vLLM sends them with
             ``return_token_ids=True``; a chunk may stand for several tokens when a loaded
             server coalesces them), None when the server sent none.
@@ -598,9 +599,13 @@ class TokenStream:
         if state is None:
             state = self._choices[index] = _ChoiceState()
         # Empty text is a token (one that ends inside a UTF-8 character) except in a chat's
-        # opening chunk, which announces the role, and in a closing chunk, which carries the
-        # finish reason alone (llama.cpp's stands for no token).
-        is_token = text is not None and (text != "" or (role is None and finish is None))
+        # opening chunk, which announces the role, and in a closing chunk that carries the
+        # finish reason alone: llama-cpp-python's stands for no token, while vLLM's is its
+        # last token's (one that ends inside a character, or end-of-sequence), and only
+        # vLLM's carries the ``stop_reason`` key.
+        is_token = text is not None and (
+            text != "" or (role is None and (finish is None or "stop_reason" in choice))
+        )
         ids = choice.get("token_ids")
         if ids is not None:
             if type(ids) is not list:

@@ -75,7 +75,13 @@ def raw_token_chunks(chunks: list[trio_infer.StreamChunk], chat: bool) -> int:
             text = part.get("content" if chat else "text")
             if choice.get("token_ids") or (
                 isinstance(text, str)
-                and not (text == "" and ("role" in part or choice.get("finish_reason")))
+                and not (
+                    text == ""
+                    and (
+                        "role" in part
+                        or (choice.get("finish_reason") and "stop_reason" not in choice)
+                    )
+                )
             ):
                 count += 1
     return count

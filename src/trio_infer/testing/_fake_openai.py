@@ -286,6 +286,8 @@ class FakeOpenAI:
             for c, pieces in enumerate(texts):
                 piece = "".join(pieces[j] for j in ids)
                 choice: dict[str, Any] = {"index": c, "finish_reason": finish if last else None}
+                if last:
+                    choice["stop_reason"] = None  # vLLM adds it to its last token's chunk
                 choice.update({"delta": {"content": piece}} if chat else {"text": piece})
                 if token_ids:
                     choice["token_ids"] = [1000 + j for j in ids]
