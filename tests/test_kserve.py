@@ -178,7 +178,8 @@ async def test_identity_every_datatype(nursery: trio.Nursery, datatype: str) -> 
     data = {"BOOL": [True, False], "BYTES": [b"ab", b""], "FP16": [0.5, -2.0]}.get(datatype, [1, 2])
     tensor = Tensor("INPUT0", [2], datatype, data)
     async with trio_infer.Client(server.url) as client:
-        for binary in (False, True):
+        # Triton, and so the fake, carries FP16 only in the binary extension.
+        for binary in (False, True) if datatype != "FP16" else (True,):
             result = await client.kserve.infer(
                 "identity", [tensor], ["OUTPUT0"], binary_inputs=binary, binary_outputs=binary
             )
@@ -188,7 +189,7 @@ async def test_identity_every_datatype(nursery: trio.Nursery, datatype: str) -> 
 async def test_server_errors_are_typed(nursery: trio.Nursery) -> None:
     server = await fake_server(nursery)
     async with trio_infer.Client(server.url) as client:
-        with pytest.raises(KServeError, match="expected inputs INPUT0 and INPUT1") as info:
+        with pytest.raises(KServeError, match="expected 2 inputs but got 1 inputs") as info:
             await client.kserve.infer("add", [Tensor("INPUT0", [1], "FP32", [1.0])])
         assert info.value.status == 400
         with pytest.raises(KServeError, match="unknown model"):

@@ -15,7 +15,7 @@ length or type) is a :class:`KServeError` naming the output and the field, never
 
 from __future__ import annotations
 
-import math
+import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 HEADER_LENGTH: Final = "inference-header-content-length"
-_FLOATS: Final = frozenset({"FP16", "FP32", "FP64"})
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -125,14 +124,19 @@ def encode_infer_request(
     """The request body, and the JSON header's length when binary data follows it.
 
     :class:`InvalidRequest` for arguments of the wrong type, and for data JSON cannot carry
-    (``inf``/``nan``, ``BYTES`` that are not UTF-8): send those with ``binary_inputs=True``.
+    (``inf``/``nan``, ``BYTES`` that are not UTF-8), naming the tensor and the element: send
+    those with ``binary_inputs=True``.
+
+    With ``binary_inputs=True`` the body is the JSON header followed by each tensor's
+    :meth:`Tensor.to_buffer`, joined once: a tensor made from a numpy array or bytes is
+    copied into the body and nowhere else.
     """
     _check_request(inputs, outputs, binary_inputs, binary_outputs, parameters, request_id)
     header: dict[str, Any] = {}
     if request_id is not None:
         header["id"] = request_id
     request_parameters = dict(parameters or {})
-    blobs: list[bytes] = []
+    buffers: list[Any] = []
     entries = []
     for tensor in inputs:
         entry: dict[str, Any] = {
@@ -142,25 +146,17 @@ def encode_infer_request(
         }
         tensor_parameters = dict(tensor.parameters)
         if binary_inputs:
-            raw = tensor.to_bytes()
-            tensor_parameters["binary_data_size"] = len(raw)
-            blobs.append(raw)
+            buffer = tensor.to_buffer()
+            tensor_parameters["binary_data_size"] = buffer.nbytes
+            buffers.append(buffer)
         else:
-            if tensor.datatype in _FLOATS and not all(math.isfinite(x) for x in tensor.data):
+            bad = tensor._first_non_finite()
+            if bad is not None:
                 raise InvalidRequest(
-                    f"tensor {tensor.name!r} holds inf or nan, which JSON cannot carry; send it "
-                    f"with binary_inputs=True"
+                    f"tensor {tensor.name!r}: data[{bad}] is {tensor.data[bad]!r}, which JSON "
+                    f"cannot carry; send it with binary_inputs=True"
                 )
-            if tensor.datatype == "BYTES":
-                try:
-                    entry["data"] = [d.decode() if isinstance(d, bytes) else d for d in tensor.data]
-                except UnicodeDecodeError:
-                    raise InvalidRequest(
-                        f"tensor {tensor.name!r} holds bytes that are not UTF-8, which JSON "
-                        f"cannot carry as text; send it with binary_inputs=True"
-                    ) from None
-            else:
-                entry["data"] = tensor.json_data()
+            entry["data"] = tensor.json_data()
         if tensor_parameters:
             entry["parameters"] = tensor_parameters
         entries.append(entry)
@@ -180,8 +176,8 @@ def encode_infer_request(
             f"the request cannot be encoded as JSON ({exc}); parameters and tensor data must "
             f"be JSON values (numpy scalars too: send them with binary_inputs=True)"
         ) from None
-    if blobs:
-        return encoded + b"".join(blobs), len(encoded)
+    if buffers:
+        return b"".join([encoded, *buffers]), len(encoded)
     return encoded, None
 
 
@@ -197,16 +193,96 @@ def _wrong(where: str, value: Any, expected: str, status: int) -> KServeError:
     )
 
 
+def _decode_header(header: bytes, header_length: int | None, status: int) -> Any:
+    """The JSON header, as msgspec reads it; failing that, as tritonclient reads it.
+
+    Triton writes what strict JSON has no room for: ``inf``/``nan`` outputs as ``Infinity``
+    and ``NaN`` (rapidjson's ``kWriteNanAndInfFlag``), and ``BYTES`` outputs copied raw into
+    JSON strings, UTF-8 or not (``src/http_server.cc``, ``WriteDataToJson`` ->
+    ``AppendStringRef``; ``triton_json.h`` writes without ``kWriteValidateEncodingFlag``).
+    tritonclient reads the first with ``json.loads``, and so do we; the second cannot be text,
+    so it is a :class:`KServeError` naming the output and the element, never replaced.
+    """
+    try:
+        return _decode(header)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        problem = str(exc)
+        not_utf8 = isinstance(exc, UnicodeDecodeError)
+    except RecursionError:
+        problem, not_utf8 = "it is nested too deeply", False
+    try:
+        body = json.loads(bytes(header).decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):  # msgspec's own message is the one to show
+        body = _MISSING
+    if body is not _MISSING and not_utf8:
+        _refuse_bytes_that_are_not_text(body, status)
+        problem = f"it is not UTF-8 ({problem})"
+    if body is _MISSING or not_utf8:
+        if header_length is None:
+            raise KServeError(f"the response is not valid JSON: {problem}", status=status)
+        raise KServeError(
+            f"the response's JSON header (its first {header_length} bytes, from "
+            f"Inference-Header-Content-Length) is not valid JSON: {problem}",
+            status=status,
+        )
+    return body
+
+
+def _refuse_bytes_that_are_not_text(body: Any, status: int) -> None:
+    """Raise naming the first ``BYTES`` output element of ``body`` that was not UTF-8 (read
+    with ``surrogateescape``, so its bytes are known), if there is one."""
+    outputs = body.get("outputs") if isinstance(body, dict) else None
+    for i, out in enumerate(outputs if isinstance(outputs, list) else ()):
+        if not isinstance(out, dict) or out.get("datatype") != "BYTES":
+            continue
+        data = out.get("data")
+        for j, item in enumerate(_flatten_json(data) if isinstance(data, list) else ()):
+            if not isinstance(item, str):
+                continue
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                try:
+                    raw = item.encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError:  # a "\ud800" escape: no bytes stand behind it
+                    raw = item.encode("utf-8", "surrogatepass")
+                raise KServeError(
+                    f"output {out.get('name')!r} (outputs[{i}]): data[{j}] is {_shown(raw)}, "
+                    f"which is not UTF-8: the server wrote BYTES into JSON that JSON cannot "
+                    f"carry as text; ask for this output with binary_outputs=True",
+                    status=status,
+                ) from None
+
+
+def _flatten_json(data: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:  # iterative: a deeply nested answer must not exhaust the stack
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
 def decode_infer_response(
     content: bytes, header_length: int | None, status: int = 200
 ) -> InferResult:
     """Decode a response body (``header_length`` from ``Inference-Header-Content-Length``).
 
     Every output is checked (see the module docstring); the binary outputs must use up the
-    bytes after the JSON header exactly. :class:`KServeError` names what is wrong.
+    bytes after the JSON header exactly, and are decoded as views of ``content`` (no copy:
+    their :meth:`Tensor.as_numpy` is read-only and keeps ``content`` alive).
+    :class:`KServeError` names what is wrong; a ``BYTES`` output that came as JSON but is not
+    UTF-8 (Triton writes such bytes raw) names the output, the element and the fix,
+    ``binary_outputs=True``.
     """
+    view = memoryview(content)
     if header_length is None:
-        header, blob = content, b""
+        header, blob = content, view[:0]
     else:
         if type(header_length) is not int or not 0 <= header_length <= len(content):
             raise KServeError(
@@ -214,17 +290,9 @@ def decode_infer_response(
                 f"(Inference-Header-Content-Length) is outside the body of {len(content)} bytes",
                 status=status,
             )
-        header, blob = content[:header_length], content[header_length:]
-    try:
-        body = _decode(header)
-    except msgspec.DecodeError as exc:
-        if header_length is None:
-            raise KServeError(f"the response is not valid JSON: {exc}", status=status) from None
-        raise KServeError(
-            f"the response's JSON header (its first {header_length} bytes, from "
-            f"Inference-Header-Content-Length) is not valid JSON: {exc}",
-            status=status,
-        ) from None
+        # The binary outputs stay views of the body: decoded without a copy (Tensor.from_bytes).
+        header, blob = bytes(view[:header_length]), view[header_length:]
+    body = _decode_header(header, header_length, status)
     if not isinstance(body, dict):
         raise KServeError("the response is not a JSON object", status=status)
     outputs = body.get("outputs")
@@ -405,10 +473,7 @@ class KServeAPI:
         response = await self._get(path, options)
         if response.status >= 400:
             raise _error(response)
-        try:
-            body = _decode(response.content)
-        except msgspec.DecodeError:
-            body = None
+        body = _decode_or_none(response.content)
         if not isinstance(body, dict):
             raise KServeError(
                 f"{path} did not answer a JSON object: {response.content[:200]!r}",
@@ -430,11 +495,17 @@ def _model_path(model: str, version: str | None) -> str:
     return path
 
 
-def _error(response: Response) -> KServeError:
+def _decode_or_none(content: bytes) -> Any:
+    # msgspec raises UnicodeDecodeError for bytes that are not UTF-8 and RecursionError for
+    # nesting past its limit, besides DecodeError: each is "not a JSON answer" here.
     try:
-        body = _decode(response.content)
-    except msgspec.DecodeError:
-        body = None
+        return _decode(content)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _error(response: Response) -> KServeError:
+    body = _decode_or_none(response.content)
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return KServeError(body["error"], status=response.status)
     text = response.content[:200].decode("utf-8", "replace")

@@ -1,23 +1,42 @@
 """A fake KServe v2 / Triton server: the handler :class:`FakeKServe`, for :func:`serve`.
 
-Models: ``identity`` (``OUTPUT0`` = ``INPUT0``, any datatype and shape) and ``add``
-(``OUTPUT0`` = ``INPUT0`` + ``INPUT1``, elementwise, numeric datatypes). Health, server and
+Models: ``identity`` (``OUTPUT0`` = ``INPUT0``, any datatype and shape, byte for byte) and
+``add`` (``OUTPUT0`` = ``INPUT0`` + ``INPUT1``, elementwise, ``FP32`` as its metadata says;
+numpy does the sum when it is installed, so large tensors are cheap). Health, server and
 model metadata, model ready and config, and inference in JSON or with the binary tensor
 extension both ways (``binary_data_size`` inputs, ``binary_data``/``binary_data_output``
-outputs), as Triton serves them. Errors come as ``{"error": "..."}`` with status 400, 404 or
-405 (a known path with the wrong method, with ``Allow``).
+outputs), as Triton serves them. Errors come as ``{"error": "..."}``.
 
-Every field the fake reads is checked, and a bad one is a 400 naming it by its place in the
-request (``inputs[0].shape``, ``outputs[1].parameters.binary_data``): the body must be a JSON
-object (NaN and Infinity are not JSON); ``inputs`` a list of objects with a string ``name``, a
-``shape`` of whole numbers >= 0 holding at most :data:`MAX_ELEMENTS` elements, a KServe
-``datatype``, and either ``data`` (a list, nested or flat, of values of that datatype: ``BOOL``
-true/false, integers within their type's range, finite numbers that the float type can hold,
-``BYTES`` strings) or ``parameters.binary_data_size`` bytes of the binary part, exactly the
-size the shape needs; ``outputs`` a list of objects with a string ``name``; ``id`` a string;
-``inference-header-content-length`` a byte count within the body. A sum that overflows its
-datatype is refused too (Triton would wrap integers and give infinities), so every answer is a
-value the datatype can carry and valid JSON.
+It behaves as Triton 2.51 does where a client can tell (server ``src/http_server.cc``, core
+``src/infer_request.cc`` and ``src/model.cc``, tag v2.51.0 / r24.10), with Triton's status
+and text, then the fake's detail in parentheses naming the field by its place:
+
+* JSON data Triton cannot read is a **500** (its ``TRITONSERVER_ERROR_INTERNAL``): a ``BYTES``
+  element that is not a string ("Unable to parse JSON bytes array: attempt to access JSON
+  non-string as string"), a numeric or ``BOOL`` element of the wrong JSON type ("Unable to
+  parse 'data': attempt to access JSON non-number as double", ...), ``data`` that is not an
+  array, and a number of elements that does not match the shape ("Unable to parse 'data':
+  Shape does not match true shape of 'data' field").
+* What the core refuses is a **400**: an input of the wrong datatype for the model ("[request
+  id: <id_unknown>] inference input 'INPUT0' data-type is 'INT32', but model 'add' expects
+  'FP32'"), an unknown input or output ("unexpected inference input 'X' for model 'add'"), a
+  missing or extra input ("expected 2 inputs but got 1 inputs ..."), an input given twice,
+  binary data of the wrong size ("input byte size mismatch ..."), ``BYTES`` of the wrong
+  element count; and ``FP16`` in JSON either way ("receiving FP16 data via JSON is not
+  supported ...").
+* ``BYTES`` are echoed faithfully: binary in, binary out, byte for byte; and a ``BYTES`` output
+  sent as JSON is written raw into the JSON string, UTF-8 or not, as Triton's writer does
+  (no validation), so a client sees exactly what Triton would send.
+
+Where Triton accepts something but would answer a value its datatype cannot carry, the fake
+is stricter and answers 400 naming the field: integers outside their type's range (Triton
+casts them), finite numbers too large for ``FP32`` (Triton rounds them to inf), and a sum that
+overflows. Every other field the fake reads is checked too, and a bad one is a 400 naming it
+(``inputs[0].shape``, ``outputs[1].parameters.binary_data``): the body must be a JSON object
+(NaN and Infinity are not JSON); ``shape`` whole numbers >= 0 holding at most
+:data:`MAX_ELEMENTS` elements; a KServe ``datatype``; ``binary_data_size`` within the binary
+part; ``id`` a string; ``inference-header-content-length`` a byte count within the body.
+A known path with the wrong method is a 405 with ``Allow``.
 """
 
 from __future__ import annotations
@@ -26,7 +45,10 @@ import json
 import math
 import struct
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, Final
+
+import attrs
 
 from .._errors import ConfigError
 from .._tensor import DATATYPES, Tensor
@@ -50,6 +72,12 @@ _METADATA = {
         ],
         "outputs": [{"name": "OUTPUT0", "datatype": "FP32", "shape": [-1]}],
     },
+}
+
+#: model -> (its inputs: name -> datatype, None for any; its outputs)
+_MODELS: Final[dict[str, tuple[dict[str, str | None], tuple[str, ...]]]] = {
+    "identity": ({"INPUT0": None}, ("OUTPUT0",)),
+    "add": ({"INPUT0": "FP32", "INPUT1": "FP32"}, ("OUTPUT0",)),
 }
 
 #: datatype -> little-endian struct format of one element (BYTES has none)
@@ -130,62 +158,65 @@ class FakeKServe:
         body = request.body
         length = _header_length(request)
         header = json_object(body[:length] if length is not None else body, "the request JSON")
-        blob = body[length:] if length is not None else b""
+        # The binary inputs stay views of the request body: nothing is copied to read them.
+        blob = memoryview(body)[length:] if length is not None else memoryview(b"")
+        request_id = header.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise Rejected(f"id: must be a string, got {describe(request_id)}")
+        # Triton's core prefixes its errors with the request's id (InferenceRequest::LogRequest).
+        log = f"[request id: {request_id or '<id_unknown>'}] "
         raw_inputs = header.get("inputs")
         if raw_inputs is None:
             raw_inputs = []
         if not isinstance(raw_inputs, list):
             raise Rejected(f"inputs: must be a list of input tensors, got {describe(raw_inputs)}")
-        inputs: dict[str, Tensor] = {}
+        taken: dict[str, Tensor | _Binary] = {}
         offset = 0
         for i, entry in enumerate(raw_inputs):
-            tensor, offset = _input(f"inputs[{i}]", entry, blob, offset)
-            inputs[tensor.name] = tensor
-        if model == "identity":
-            source = inputs.get("INPUT0")
-            if source is None:
-                raise Rejected("expected input INPUT0")
-            result = _tensor("OUTPUT0", source.shape, source.datatype, list(source.data))
-        else:
-            a, b = inputs.get("INPUT0"), inputs.get("INPUT1")
-            if a is None or b is None:
-                raise Rejected("expected inputs INPUT0 and INPUT1")
-            if a.shape != b.shape or a.datatype != b.datatype or a.datatype in ("BYTES", "BOOL"):
-                raise Rejected("INPUT0 and INPUT1 must be numeric tensors of one shape and type")
-            sums = [x + y for x, y in zip(a.data, b.data, strict=True)]
-            for j, (x, y, total) in enumerate(zip(a.data, b.data, sums, strict=True)):
-                if not _fits(a.datatype, total):
-                    raise Rejected(
-                        f"INPUT0 + INPUT1 overflows {a.datatype} at element {j}: "
-                        f"{x!r} + {y!r} = {total!r}"
-                    )
-            result = _tensor("OUTPUT0", a.shape, a.datatype, sums)
+            tensor, offset = _input(f"inputs[{i}]", entry, blob, offset, taken, model, log)
+            taken[tensor.name] = tensor
         parameters = optional_object(header, "parameters")
         binary = bool(optional_bool(parameters, "binary_data_output", "parameters."))
         requested = _outputs(header)
+        inputs = _check_against_model(model, taken, requested, log)
         if requested:
-            if "OUTPUT0" not in requested:
-                raise Rejected(f"unknown outputs requested: {sorted(requested)}")
             choice = requested["OUTPUT0"]
             binary = binary if choice is None else choice
+        result = _identity(inputs) if model == "identity" else _add(inputs)
         out: dict[str, Any] = {
             "name": result.name,
             "shape": list(result.shape),
             "datatype": result.datatype,
         }
-        response = {"model_name": model, "model_version": version, "outputs": [out]}
-        if "id" in header:
-            if not isinstance(header["id"], str):
-                raise Rejected(f"id: must be a string, got {describe(header['id'])}")
-            response["id"] = header["id"]
+        response: dict[str, Any] = {
+            "model_name": model,
+            "model_version": version,
+            "outputs": [out],
+        }
+        if request_id is not None:
+            response["id"] = request_id
         if not binary:
-            out["data"] = result.json_data()
-            await respond.send_json(response)
+            if result.datatype == "FP16":
+                # http_server.cc WriteDataToJson: FP16 has no JSON form (INVALID_ARG -> 400).
+                raise Rejected(
+                    "sending FP16 data via JSON is not supported. Please use the binary data "
+                    "format for output"
+                )
+            out["data"] = _json_data(result)
+            # Triton's writer copies BYTES into JSON strings as they are, UTF-8 or not
+            # (WriteDataToJson -> AppendStringRef; no kWriteValidateEncodingFlag), and writes
+            # inf and nan as Infinity and NaN: surrogateescape gives back those very bytes.
+            data = json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode(
+                "utf-8", "surrogateescape"
+            )
+            await respond.start(200, [("content-type", "application/json")], length=len(data))
+            await respond.send(data)
+            await respond.end()
             return
-        raw = result.to_bytes()
-        out["parameters"] = {"binary_data_size": len(raw)}
-        encoded = json.dumps(response).encode()
-        data = encoded + raw
+        buffer = result.to_buffer()
+        out["parameters"] = {"binary_data_size": buffer.nbytes}
+        encoded = json.dumps(response, separators=(",", ":")).encode()
+        data = b"".join([encoded, buffer])
         await respond.start(
             200,
             [
@@ -196,6 +227,89 @@ class FakeKServe:
         )
         await respond.send(data)
         await respond.end()
+
+
+def _check_against_model(
+    model: str, inputs: dict[str, Tensor | _Binary], requested: dict[str, bool | None], log: str
+) -> dict[str, Tensor]:
+    """Triton's core checks of a request against the model, in its order and words
+    (core ``src/infer_request.cc`` ``Normalize``/``ValidateRequestInputs``, ``src/model.cc``
+    ``GetInput``/``GetOutput``); all INVALID_ARG, which Triton answers 400."""
+    expected, outputs = _MODELS[model]
+    for name in requested:
+        if name not in outputs:
+            raise Rejected(f"unexpected inference output '{name}' for model '{model}'")
+    if len(inputs) != len(expected):
+        missing = [name for name in expected if name not in inputs]
+        raise Rejected(
+            f"{log}expected {len(expected)} inputs but got {len(inputs)} inputs for model "
+            f"'{model}'. Got input(s) {_listing(list(inputs)) if inputs else '[]'}, but missing "
+            f"required input(s) {_listing(missing)}. Please provide all required input(s)."
+        )
+    for name, tensor in inputs.items():
+        if name not in expected:
+            raise Rejected(f"unexpected inference input '{name}' for model '{model}'")
+        wanted = expected[name]
+        if wanted is not None and tensor.datatype != wanted:
+            raise Rejected(
+                f"{log}inference input '{name}' data-type is '{tensor.datatype}', but model "
+                f"'{model}' expects '{wanted}'"
+            )
+    return {
+        name: tensor.tensor(model, log) if isinstance(tensor, _Binary) else tensor
+        for name, tensor in inputs.items()
+    }
+
+
+def _listing(names: list[str]) -> str:
+    # Triton builds "['a','b']" by appending "'a'," and dropping the last character, so an
+    # empty list of missing inputs comes out as "]": kept, so tests can match its text.
+    return "[" + ",".join(f"'{name}'" for name in names) + "]" if names else "]"
+
+
+def _identity(inputs: dict[str, Tensor]) -> Tensor:
+    source = inputs["INPUT0"]
+    # The same bytes, byte for byte, without a copy (a view of the request body).
+    return Tensor.from_bytes("OUTPUT0", source.shape, source.datatype, source.to_buffer())
+
+
+def _add(inputs: dict[str, Tensor]) -> Tensor:
+    a, b = inputs["INPUT0"], inputs["INPUT1"]
+    if a.shape != b.shape:
+        raise Rejected("INPUT0 and INPUT1 must be numeric tensors of one shape and type")
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is in the test extras
+        return _add_values(a, b)
+    x, y = a.as_numpy(), b.as_numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = x + y
+    overflow = np.flatnonzero(np.isinf(total) & np.isfinite(x) & np.isfinite(y))
+    if overflow.size:
+        j = int(overflow[0])
+        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+        raise Rejected(
+            f"INPUT0 + INPUT1 overflows {a.datatype} at element {j}: "
+            f"{flat_x[j].item()!r} + {flat_y[j].item()!r} = inf"
+        )
+    return Tensor.from_numpy("OUTPUT0", total, a.datatype)
+
+
+def _add_values(a: Tensor, b: Tensor) -> Tensor:
+    """``add`` without numpy: the elements as Python values, rounded and checked by struct."""
+    sums = [x + y for x, y in zip(a.data, b.data, strict=True)]
+    for j, (x, y, total) in enumerate(zip(a.data, b.data, sums, strict=True)):
+        if not _fits(a.datatype, total):
+            raise Rejected(
+                f"INPUT0 + INPUT1 overflows {a.datatype} at element {j}: {x!r} + {y!r} = {total!r}"
+            )
+    return _tensor("OUTPUT0", a.shape, a.datatype, sums)
+
+
+def _json_data(tensor: Tensor) -> list[Any]:
+    if tensor.datatype == "BYTES":
+        return [item.decode("utf-8", "surrogateescape") for item in tensor.data]
+    return tensor.json_data()
 
 
 def _method(request: ServerRequest, method: str) -> None:
@@ -253,8 +367,17 @@ def _fits(datatype: str, value: Any) -> bool:
     return True
 
 
-def _input(where: str, entry: Any, blob: bytes, offset: int) -> tuple[Tensor, int]:
-    """One checked input tensor, and the offset of the next one's binary data."""
+def _input(
+    where: str,
+    entry: Any,
+    blob: memoryview,
+    offset: int,
+    inputs: dict[str, Tensor | _Binary],
+    model: str,
+    log: str,
+) -> tuple[Tensor | _Binary, int]:
+    """One input as Triton's HTTP layer reads it (JSON data checked, binary data taken), and
+    the offset of the next one's binary data."""
     if not isinstance(entry, dict):
         raise Rejected(f"{where}: must be an object, got {describe(entry)}")
     name = entry.get("name")
@@ -276,6 +399,8 @@ def _input(where: str, entry: Any, blob: bytes, offset: int) -> tuple[Tensor, in
         raise Rejected(
             f"{where}.datatype: {describe(datatype)} is not one of {', '.join(sorted(DATATYPES))}"
         )
+    if name in inputs:  # core InferenceRequest::AddOriginalInput
+        raise Rejected(f"input '{name}' already exists in request")
     parameters = optional_object(entry, "parameters", f"{where}.")
     size = parameters.get("binary_data_size")
     if size is not None:
@@ -285,25 +410,163 @@ def _input(where: str, entry: Any, blob: bytes, offset: int) -> tuple[Tensor, in
                 f"got {describe(size)}"
             )
         left = len(blob) - offset
-        if size > left:
+        if size > left:  # http_server.cc EVBufferToInput (INVALID_ARG)
             raise Rejected(
-                f"{where}.parameters.binary_data_size: {size} bytes, but only {left} bytes of "
-                "binary data are left"
+                f"unexpected size for input '{name}', expecting {size} additional bytes for "
+                f"model '{model}' ({where}.parameters.binary_data_size: {size} bytes, but only "
+                f"{left} bytes of binary data are left)"
             )
-        data = _decode(where, shape, count, datatype, blob[offset : offset + size])
-        return _tensor(name, shape, datatype, data), offset + size
-    raw = entry.get("data", [])
-    if not isinstance(raw, list):
-        raise Rejected(f"{where}.data: must be a list, got {describe(raw)}")
-    values = _flatten(raw)
-    if len(values) != count:
-        raise Rejected(f"{where}: shape {shape} holds {count} elements but data has {len(values)}")
+        raw = blob[offset : offset + size]
+        return _Binary(where, name, shape, datatype, raw), offset + size
+    raw_data = entry.get("data", [])
+    if not isinstance(raw_data, list):
+        raise Rejected(
+            f"Unable to parse 'data': attempt to access JSON non-array as array "
+            f"({where}.data: must be a list, got {describe(raw_data)})",
+            _INTERNAL,
+        )
+    if datatype == "FP16":  # http_server.cc ReadDataFromJson (INVALID_ARG)
+        raise Rejected(
+            f"receiving FP16 data via JSON is not supported. Please use the binary data format "
+            f"for input {name}"
+        )
+    values = _flatten(raw_data) if count else []  # Triton reads no data for an empty shape
+    if datatype == "BYTES":
+        return _json_bytes_input(where, name, shape, count, values, model, log), offset
+    access = _ACCESS[datatype]
     for j, value in enumerate(values):
+        # http_server.cc ReadDataFromJsonHelper: the length is checked before each element,
+        # then the element's JSON type (TritonJson As*): both INTERNAL, which Triton answers
+        # 500.
+        if j >= count:
+            raise _shape_mismatch(where, shape, count, len(values))
+        if not access.accepts(value):
+            raise Rejected(
+                f"Unable to parse 'data': attempt to access JSON {access.words} "
+                f"({where}.data[{j}]: {describe(value)} is not a {datatype} value)",
+                _INTERNAL,
+            )
+    if len(values) != count:
+        raise _shape_mismatch(where, shape, count, len(values))
+    for j, value in enumerate(values):
+        # Stricter than Triton, which casts out-of-range integers and rounds too-large floats
+        # to inf: the fake refuses them, so its answers are values of their datatype.
         if not _fits(datatype, value):
             raise Rejected(f"{where}.data[{j}]: {describe(value)} is not a {datatype} value")
-    if datatype == "BYTES":
-        values = [v.encode() for v in values]
     return _tensor(name, shape, datatype, values), offset
+
+
+@attrs.frozen
+class _Access:
+    """How Triton reads one JSON element of a datatype (TritonJson's ``As*``): the check,
+    and the words of its error."""
+
+    words: str
+    accepts: Callable[[Any], bool]
+
+
+_INT64: Final = (-(1 << 63), (1 << 63) - 1)
+_UINT64: Final = (0, (1 << 64) - 1)
+_ACCESS: Final = {
+    "BOOL": _Access("non-boolean as boolean", lambda v: isinstance(v, bool)),
+    **dict.fromkeys(
+        ("INT8", "INT16", "INT32", "INT64"),
+        _Access(
+            "non-signed-integer as signed-integer",
+            lambda v: _whole(v) and _INT64[0] <= v <= _INT64[1],
+        ),
+    ),
+    **dict.fromkeys(
+        ("UINT8", "UINT16", "UINT32", "UINT64"),
+        _Access(
+            "non-unsigned-integer as unsigned-integer",
+            lambda v: _whole(v) and _UINT64[0] <= v <= _UINT64[1],
+        ),
+    ),
+    **dict.fromkeys(
+        ("FP32", "FP64"),
+        _Access(
+            "non-number as double",
+            lambda v: _whole(v) or (isinstance(v, float) and math.isfinite(v)),
+        ),
+    ),
+}
+
+#: Triton answers errors of its JSON reading (TRITONSERVER_ERROR_INTERNAL) with 500.
+_INTERNAL: Final = 500
+
+
+def _shape_mismatch(where: str, shape: list[int], count: int, got: int) -> Rejected:
+    return Rejected(
+        f"Unable to parse 'data': Shape does not match true shape of 'data' field "
+        f"({where}: shape {shape} holds {count} elements but data has {got})",
+        _INTERNAL,
+    )
+
+
+def _json_bytes_input(
+    where: str,
+    name: str,
+    shape: list[int],
+    count: int,
+    values: list[Any],
+    model: str,
+    log: str,
+) -> Tensor:
+    for j, value in enumerate(values):
+        # http_server.cc JsonBytesArrayByteSize reads every element as a string first.
+        if not isinstance(value, str):
+            raise Rejected(
+                f"Unable to parse JSON bytes array: attempt to access JSON non-string as string "
+                f"({where}.data[{j}] is {describe(value)}: a BYTES element in JSON is a string)",
+                _INTERNAL,
+            )
+    if len(values) != count:
+        # The length then passes the HTTP layer (it counts bytes, not elements); the core's
+        # ValidateBytesInputs counts the elements.
+        if len(values) > count:
+            message = (
+                f"unexpected number of string elements {count + 1} for inference input "
+                f"'{name}' for model '{model}', expecting {count}"
+            )
+        else:
+            message = (
+                f"expected {count} string elements for inference input '{name}' for model "
+                f"'{model}', got {len(values)}"
+            )
+        raise Rejected(f"{log}{message} ({where}: shape {shape})")
+    # surrogatepass: a lone surrogate escape (\udcff) stays the bytes it stands for.
+    return _tensor(name, shape, "BYTES", [v.encode("utf-8", "surrogatepass") for v in values])
+
+
+@attrs.frozen
+class _Binary:
+    """A binary input as the HTTP layer takes it: bytes for a name, a shape and a datatype.
+    Triton checks them against the shape later, in its core, after the model's checks."""
+
+    where: str
+    name: str
+    shape: list[int]
+    datatype: str
+    raw: memoryview
+
+    def tensor(self, model: str, log: str) -> Tensor:
+        name, shape, datatype, raw = self.name, self.shape, self.datatype, self.raw
+        if datatype != "BYTES":
+            need = math.prod(shape) * struct.calcsize(_FORMATS[datatype])
+            if len(raw) != need:  # core InferenceRequest::Normalize
+                raise Rejected(
+                    f"{log}input byte size mismatch for input '{name}' for model '{model}'. "
+                    f"Expected {need}, got {len(raw)} ({self.where}.parameters.binary_data_size)"
+                )
+        try:
+            return Tensor.from_bytes(name, shape, datatype, raw)
+        except ConfigError as exc:  # BYTES whose lengths do not fill the bytes exactly
+            raise Rejected(
+                f"{log}expected {math.prod(shape)} string elements for inference input "
+                f"'{name}' for model '{model}': the {len(raw)} bytes of binary data are not "
+                f"{math.prod(shape)} length-prefixed BYTES elements ({self.where}: {exc})"
+            ) from None
 
 
 def _flatten(data: list[Any]) -> list[Any]:
@@ -318,34 +581,6 @@ def _flatten(data: list[Any]) -> list[Any]:
         else:
             stack.pop()
     return out
-
-
-def _decode(where: str, shape: list[int], count: int, datatype: str, raw: bytes) -> list[Any]:
-    """The binary extension's encoding of ``count`` elements, checked to fill ``raw`` exactly."""
-    if datatype != "BYTES":
-        need = count * struct.calcsize(_FORMATS[datatype])
-        if len(raw) != need:
-            raise Rejected(
-                f"{where}.parameters.binary_data_size: {len(raw)} bytes, but shape {shape} of "
-                f"{datatype} needs {need}"
-            )
-        return list(struct.unpack(f"<{count}{_FORMATS[datatype][1]}", raw))
-    items: list[Any] = []
-    offset = 0
-    for _ in range(count):
-        if offset + 4 > len(raw):
-            break
-        (length,) = struct.unpack_from("<I", raw, offset)
-        if offset + 4 + length > len(raw):
-            break
-        items.append(raw[offset + 4 : offset + 4 + length])
-        offset += 4 + length
-    if len(items) != count or offset != len(raw):
-        raise Rejected(
-            f"{where}: the {len(raw)} bytes of binary data are not {count} length-prefixed "
-            f"BYTES elements (shape {shape})"
-        )
-    return items
 
 
 def _outputs(header: dict[str, Any]) -> dict[str, bool | None]:
