@@ -152,12 +152,13 @@ async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
 async def test_cli_data_is_sent_as_json(nursery: trio.Nursery) -> None:
     server: TestServer = await nursery.start(serve, vllm_handler)
     out = await run_cli(
-        "--url", server.url, "-n", "10", "-c", "2", "--method", "POST", "--path", "/v1/x",
+        "--url", server.url, "-n", "10", "-c", "2", "--path", "/v1/x",
         "--data", '{"model": "m"}',
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert b"{200: 10}" in out.stdout
     assert {r.header("content-type") for r in server.requests} == {"application/json"}
+    assert {r.method for r in server.requests} == {"POST"}  # --data implies POST, as curl -d
 
 
 async def test_cli_fails_when_the_server_refuses(nursery: trio.Nursery) -> None:
@@ -178,6 +179,9 @@ async def test_cli_fails_when_the_server_refuses(nursery: trio.Nursery) -> None:
         (["--data", "a=b"], "is not JSON: say what it is with --content-type"),
         (["--header", "no colon"], "expected 'Name: value'"),
         (["--header", ": v"], "expected 'Name: value'"),
+        (["--header", "X Y: v"], "not allowed in a header name"),
+        (["--header", "X-A: a\x01b"], "control character U+0001"),
+        (["--header", "Content-Length: 5"], "set by the client"),
         (
             ["--content-type", "a/b", "--header", "content-type: c/d"],
             "both given",

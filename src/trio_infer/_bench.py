@@ -23,6 +23,7 @@ import trio
 
 from ._client import Client
 from ._errors import ConfigError, Error
+from ._response import Response
 from ._timeouts import Timeouts
 
 __all__ = ["BenchResult", "embedded_server", "percentile", "run_bench"]
@@ -127,8 +128,24 @@ async def run_bench(
         def failed(kind: str) -> None:
             errors[kind] = errors.get(kind, 0) + 1
 
+        async def read_events(response: Response) -> str | None:
+            """Count a stream's events; why the call failed, if it did: an event that is not
+            JSON, or an error event (vLLM's when generation fails mid-stream)."""
+            nonlocal events
+            async for event in response.aiter_sse():
+                if event.data == "[DONE]":
+                    continue
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    return "invalid SSE event (not JSON)"
+                if event.event == "error" or (type(data) is dict and "error" in data):
+                    return "error event in the stream"
+                events += 1
+            return None
+
         async def caller() -> None:
-            nonlocal remaining, events
+            nonlocal remaining
             while remaining > 0:
                 remaining -= 1
                 try:
@@ -137,10 +154,10 @@ async def run_bench(
                             method, path, content=body, headers=headers
                         ) as response:
                             if response.is_success:
-                                async for event in response.aiter_sse():
-                                    if event.data != "[DONE]":
-                                        json.loads(event.data)
-                                        events += 1
+                                problem = await read_events(response)
+                                if problem is not None:
+                                    failed(problem)
+                                    continue
                     else:
                         response = await client.request(method, path, content=body, headers=headers)
                 except Error as exc:

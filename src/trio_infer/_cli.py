@@ -12,6 +12,7 @@ import trio
 from ._bench import embedded_server, run_bench
 from ._budget import connection_budget
 from ._errors import ConfigError, Error
+from ._prepare import _encode_name, _encode_value
 
 
 def _headers(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -22,7 +23,12 @@ def _headers(args: argparse.Namespace) -> list[tuple[str, str]]:
         name, sep, rest = value.partition(":")
         if not sep or not name.strip():
             raise ConfigError(f"--header {value!r}: expected 'Name: value'")
-        headers.append((name.strip(), rest.strip()))
+        name, rest = name.strip(), rest.strip()
+        # Checked now, so a bad header is one clear error before anything is sent, not N
+        # failed calls.
+        _encode_value(name, rest)
+        _encode_name(name)
+        headers.append((name, rest))
     named = {name.lower() for name, _ in headers}
     content_type = args.content_type
     if content_type is not None and "content-type" in named:
@@ -104,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--path", default=None, help="request path (default /json, or /sse with --sse)"
     )
-    bench.add_argument("--method", default="GET")
+    bench.add_argument("--method", help="HTTP method (default GET, or POST with --data)")
     bench.add_argument(
         "--data",
         help="request body, sent as given (Content-Type: application/json if it is JSON, "
@@ -150,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "bench" and args.path is None:
         args.path = "/sse" if args.sse else "/json"
+    if args.command == "bench" and args.method is None:
+        args.method = "POST" if args.data is not None else "GET"  # as curl -d
     try:
         sys.exit(args.func(args))
     except Error as exc:

@@ -605,35 +605,38 @@ class Exchange:
 
     async def finish_within(self, seconds: float, max_bytes: int) -> None:
         """The caller has what it wants of the body (an SSE stream's terminator): wait up to
-        ``seconds`` (never past the read timeout) for the rest, discard it, and finish, so
-        the connection is reused. A body that does not end in time or within ``max_bytes``,
-        or a read that fails, costs only the connection (closed as interrupted): the answer
-        the caller has is whole, so nothing here fails the call."""
+        ``seconds`` (never past the read timeout, nor the caller's own deadline: the call's
+        total timeout) for the rest, discard it, and finish, so the connection is reused. A
+        body that does not end in time or within ``max_bytes``, or a read that fails, costs
+        only the connection (closed as interrupted): the answer the caller has is whole, so
+        nothing here fails the call. Without time to wait it reads what has already arrived,
+        as :meth:`close` does."""
         conn = self.conn
         if conn is None or self._state is not _OPEN:
             return
         if self.reading:
             raise UsageError("another task is reading this response's body; finish it there")
         codec = conn.codec
-        limit = codec.received + max_bytes
         read = self.timeouts.read
         wait = seconds if read is None else min(seconds, read)
-        self.reading = True
-        try:
-            with self.interruptible(self.ctx.now() + wait):
-                while not codec.done and codec.received <= limit:
-                    codec.body.clear()
-                    await conn.pump(None)  # bounded by the scope's deadline
-        except TransportError:
-            pass
-        finally:
-            self.reading = False
-        if self._state is not _OPEN:
-            return  # closed by another task (or the client) meanwhile
-        if self.conn is not None and codec.done and not self.ctx.closed:
-            self.finish()
-        else:
-            self.abort(None)
+        deadline = self.ctx.now() + wait
+        # At the caller's deadline its own scope would fire first and fail a whole answer.
+        if not codec.done and wait > 0 and deadline < trio.current_effective_deadline():
+            limit = codec.received + max_bytes
+            self.reading = True
+            try:
+                with self.interruptible(deadline):
+                    while not codec.done and codec.received <= limit:
+                        codec.body.clear()
+                        await conn.pump(None)  # bounded by the scope's deadline
+            except TransportError:
+                self.abort(None)  # the connection failed, not the call
+            finally:
+                self.reading = False
+            if self._state is not _OPEN:
+                return  # ended above, or closed by another task (or the client) meanwhile
+        codec.body.clear()
+        self.close()  # reads what has arrived without waiting, then finishes or aborts
 
     async def receive(self) -> list[bytes]:
         """For a stream: the body chunks that have arrived, receiving once if none has.

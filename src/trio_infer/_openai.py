@@ -37,7 +37,6 @@ packet: uvicorn sends the chunked terminator after the generator returns) for at
 from __future__ import annotations
 
 import base64
-import binascii
 import itertools
 import math
 import struct
@@ -85,6 +84,10 @@ ERROR_BODY_LIMIT: Final = 1024 * 1024
 #: connection can be reused. The end normally follows within a millisecond; a server that keeps
 #: the body open past this costs the connection (closed as interrupted), never the answer.
 DEFAULT_END_GRACE: Final = 0.5
+
+#: finish reasons of a choice the server gave up on (vLLM: "abort" when the engine aborts
+#: it, "error" for an internal error): the stream is not complete
+_FAILED_FINISH: Final = frozenset({"abort", "error"})
 
 
 class OpenAIError(Error):
@@ -374,8 +377,9 @@ class StreamSummary:
         e2e: seconds from the permit to ``data: [DONE]``.
         finish_reason: choice 0's finish reason.
         usage: the server's usage, if sent.
-        complete: every choice asked for arrived and ended with a finish reason. A stream that
-            ends with ``data: [DONE]`` but not complete was cut short by the server
+        complete: every choice asked for arrived and ended with a finish reason other than
+            ``"abort"`` or ``"error"`` (vLLM's, for a choice it gave up on). A stream that
+            ends with ``data: [DONE]`` but not complete was cut short or failed by the server
             (llama.cpp cuts a running stream when a new request arrives).
         incomplete_reason: why it is not complete (None when it is).
     """
@@ -471,7 +475,7 @@ def _vector(value: Any, field: str, status: int, body: Any) -> tuple[float, ...]
         # encoding_format="base64": the vector as little-endian float32, base64-encoded.
         try:
             raw = base64.b64decode(value, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and non-ASCII text
             raw = b"?"  # not base64: reported below
         if len(raw) % 4 == 0:
             return struct.unpack(f"<{len(raw) // 4}f", raw)
@@ -599,13 +603,27 @@ class TokenStream:
         if state is None:
             state = self._choices[index] = _ChoiceState()
         # Empty text is a token (one that ends inside a UTF-8 character) except in a chat's
-        # opening chunk, which announces the role, and in a closing chunk that carries the
-        # finish reason alone: llama-cpp-python's stands for no token, while vLLM's is its
-        # last token's (one that ends inside a character, or end-of-sequence), and only
-        # vLLM's carries the ``stop_reason`` key.
+        # opening chunk, which announces the role before any token (TGI and Ollama repeat the
+        # role later, in every delta), and in a closing chunk that carries the finish reason
+        # alone: llama-cpp-python's stands for no token, while vLLM's is its last token's
+        # (one that ends inside a character, or end-of-sequence), and only vLLM's carries
+        # the ``stop_reason`` key.
         is_token = text is not None and (
-            text != "" or (role is None and (finish is None or "stop_reason" in choice))
+            text != ""
+            or (
+                not (role is not None and not state.times)
+                and (finish is None or "stop_reason" in choice)
+            )
         )
+        if not is_token and self._chat:
+            # Reasoning and tool calls are generated tokens too (vLLM's reasoning parsers
+            # stream them in their own delta fields, with no content).
+            delta = choice.get("delta")
+            is_token = type(delta) is dict and (
+                delta.get("reasoning_content") is not None
+                or delta.get("reasoning") is not None
+                or bool(delta.get("tool_calls"))
+            )
         ids = choice.get("token_ids")
         if ids is not None:
             if type(ids) is not list:
@@ -709,6 +727,13 @@ class TokenStream:
                 f"choice(s) {_shown(unfinished)} ended without a finish_reason: the server cut "
                 f"the stream short (it still sent 'data: [DONE]')"
             )
+        failed = [i for i in sorted(got) if got[i].finish_reason in _FAILED_FINISH]
+        if failed:
+            reasons = sorted({str(got[i].finish_reason) for i in failed})
+            return (
+                f"choice(s) {_shown(failed)} ended with finish_reason {_shown(reasons)}: the "
+                f"server gave up on them"
+            )
         return None
 
     @property
@@ -759,11 +784,11 @@ def _texts(name: str, value: Any) -> int:
     if isinstance(value, Sequence) and not isinstance(value, bytes):
         if value and _is_tokens(value):
             return 1
-        if all(isinstance(item, str) or (item and _is_tokens(item)) for item in value):
+        if value and all(isinstance(item, str) or (item and _is_tokens(item)) for item in value):
             return len(value)
     raise InvalidRequest(
         f"{name}={_shown(value)}: expected a string, a list of strings, a list of token ids "
-        f"or a list of token-id lists"
+        f"or a list of token-id lists (not empty)"
     )
 
 
@@ -983,10 +1008,12 @@ class OpenAIAPI:
             raise InvalidRequest(
                 f"n={_shown(n)}: expected a whole number >= 1 (choices per prompt)"
             )
-        if (
-            isinstance(end_grace, bool)
-            or not isinstance(end_grace, int | float)
-            or not 0 <= end_grace < math.inf
+        try:
+            grace = float(end_grace)
+        except (TypeError, ValueError, OverflowError):
+            grace = math.nan
+        if isinstance(end_grace, bool) or not isinstance(end_grace, int | float) or not (
+            0 <= grace < math.inf
         ):
             raise InvalidRequest(
                 f"end_grace={_shown(end_grace)}: expected seconds >= 0 (0: do not wait for the "
@@ -1012,7 +1039,7 @@ class OpenAIAPI:
             options.setdefault("include_usage", True)
             body["stream_options"] = options
         return self._open_stream(
-            path, body, chat, n * prompts, float(end_grace), headers, timeouts, retry
+            path, body, chat, n * prompts, grace, headers, timeouts, retry
         )
 
     @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as _json
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -272,11 +273,15 @@ class Response:
         (uvicorn's chunked terminator follows the last event), and closing at once would
         close the connection. Never raises for what it discards; past ``within`` or
         ``max_bytes`` the connection is closed, as :meth:`aclose` would."""
-        if isinstance(within, bool) or not isinstance(within, int | float) or not within >= 0:
+        try:
+            seconds = float(within)
+        except (TypeError, ValueError, OverflowError):
+            seconds = math.nan
+        if isinstance(within, bool) or not isinstance(within, int | float) or not seconds >= 0:
             raise UsageError(f"finish(within={within!r}): expected seconds >= 0")
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise UsageError(f"finish(max_bytes={max_bytes!r}): expected a whole number >= 0")
-        await self._exchange.finish_within(within, max_bytes)
+        await self._exchange.finish_within(seconds, max_bytes)
 
     async def aclose(self) -> None:
         """Close the response (see the class docstring for what happens to the connection)."""

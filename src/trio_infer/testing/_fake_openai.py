@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from typing import Any, Final, Literal
 
@@ -100,6 +101,24 @@ class FakeOpenAI:
         per_token_embeddings: bool = False,
         coalesce: int = 1,
     ) -> None:
+        for name, value, lowest in (
+            ("output_tokens", output_tokens, 0),
+            ("dimensions", dimensions, 1),
+            ("coalesce", coalesce, 1),
+            ("error_after", error_after, 0),
+            ("cut_after", cut_after, 0),
+        ):
+            if value is not None and (type(value) is not int or value < lowest):
+                raise ValueError(f"{name}={value!r}: expected a whole number >= {lowest}")
+        for name, seconds in (("ttft", ttft), ("itl", itl), ("end_pause", end_pause)):
+            if seconds is not None and (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 <= seconds < math.inf
+            ):
+                raise ValueError(f"{name}={seconds!r}: expected seconds >= 0")
+        if style not in ("vllm", "llama.cpp"):
+            raise ValueError(f"style={style!r}: expected 'vllm' or 'llama.cpp'")
         self.model = model
         self.output_tokens = output_tokens
         self.ttft = ttft
@@ -115,8 +134,6 @@ class FakeOpenAI:
         self.cut_after = cut_after
         self.style = style
         self.per_token_embeddings = per_token_embeddings
-        if type(coalesce) is not int or coalesce < 1:
-            raise ValueError(f"coalesce={coalesce!r}: expected a whole number >= 1")
         self.coalesce = coalesce
         self._failures: list[tuple[int, str]] = []
         self.calls = 0
@@ -300,7 +317,7 @@ class FakeOpenAI:
             await send(
                 [{"index": c, "finish_reason": finish, **closing} for c in range(len(texts))]
             )
-        if usage is not None:
+        if usage is not None and steps == tokens:  # a cut stream sends no usage (llama.cpp)
             await respond.send(chunk([], {"usage": usage}))
         if not self.drop_done:
             await respond.send(b"data: [DONE]\n\n")
