@@ -73,12 +73,12 @@ class BenchResult:
 
     def report(self) -> str:
         ms = 1000.0
-        errors = dict(sorted(self.errors.items())) if self.errors else 0
+        errors = f"  {dict(sorted(self.errors.items()))}" if self.errors else ""
         lines = [
             f"requests     {self.requests} ok (2xx)  in {self.elapsed:.2f}s  -> "
             f"{self.throughput:,.0f} req/s",
             f"statuses     {dict(sorted(self.statuses.items()))}",
-            f"errors       {self.failed}  {errors}",
+            f"errors       {self.failed}{errors}",
             f"connections  {self.connections_opened} opened",
         ]
         if self.events:
