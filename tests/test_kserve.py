@@ -167,7 +167,8 @@ async def test_infer_add(nursery: trio.Nursery, binary_inputs: bool, binary_outp
     out = result.output("OUTPUT0")
     assert (out.shape, out.datatype, out.data) == ((2, 2), "FP32", (11.0, 22.0, 33.0, 44.0))
     assert (result.model_name, result.model_version, result.id) == ("add", "1", "r1")
-    assert ("binary_data_size" in out.parameters) == binary_outputs
+    # binary_data_size described the response's bytes: never the tensor's parameter.
+    assert "binary_data_size" not in out.parameters
     sent = server.requests[0]
     assert (sent.header("inference-header-content-length") is not None) == binary_inputs
 
@@ -287,6 +288,7 @@ WRONG_RESPONSES: list[tuple[Any, bytes, str]] = [
     ({"outputs": [output(shape=["2"])]}, b"", "shape"),
     ({"outputs": [output(shape=[2.0])]}, b"", "shape"),
     ({"outputs": [output(shape=[True, True])]}, b"", "shape"),
+    ({"outputs": [output(shape=[0, 2**63], data=[])]}, b"", "shape"),
     ({"outputs": [output(data=[1, 2, 3])]}, b"", "data"),
     ({"outputs": [output(data=5)]}, b"", "data"),
     ({"outputs": [output(data=["a", "b"])]}, b"", "data"),
@@ -438,3 +440,132 @@ async def test_unknown_options_and_bad_model_names_are_invalid_requests(
 def test_a_bad_tensor_is_a_config_error(args: tuple[Any, ...], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         Tensor(*args)
+
+
+# --- what a request carries, and what an answer cannot (attack-11 fixes) ----------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["Inference-Header-Content-Length", "INFERENCE-header-content-length"]
+)
+async def test_a_user_inference_header_length_is_refused(nursery: trio.Nursery, name: str) -> None:
+    server = await fake_server(nursery)
+    async with trio_infer.Client(server.url) as client:
+        with pytest.raises(trio_infer.InvalidRequest, match=name):
+            await client.kserve.infer(
+                "identity",
+                [Tensor("INPUT0", [1], "FP32", [1.0])],
+                binary_inputs=True,
+                headers={name: "2"},
+            )
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("name", ["content-type", "CONTENT-TYPE", "Content-Type"])
+async def test_a_user_content_type_is_the_only_one(
+    nursery: trio.Nursery, name: str, binary: bool
+) -> None:
+    server = await fake_server(nursery)
+    async with trio_infer.Client(server.url) as client:
+        result = await client.kserve.infer(
+            "identity",
+            [Tensor("INPUT0", [1], "FP32", [1.0])],
+            binary_inputs=binary,
+            headers={name: "application/vnd.mine"},
+        )
+        assert result.output("OUTPUT0").data == (1.0,)
+        await client.kserve.infer(
+            "identity", [Tensor("INPUT0", [1], "FP32", [1.0])], binary_inputs=binary
+        )
+    mine, default = server.requests
+    assert [v for n, v in mine.headers if n == "content-type"] == ["application/vnd.mine"]
+    expected = "application/octet-stream" if binary else "application/json"
+    assert [v for n, v in default.headers if n == "content-type"] == [expected]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_tensor_parameter_binary_data_size_is_refused(binary: bool) -> None:
+    tensor = Tensor("x", [1], "FP32", [1.0], {"binary_data_size": 4})
+    with pytest.raises(
+        trio_infer.InvalidRequest, match="tensor 'x': parameters\\['binary_data_size'\\]"
+    ):
+        encode_infer_request([tensor], binary_inputs=binary)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "place"),
+    [
+        ({"p": math.inf}, "['p'] is inf"),
+        ({"a": 1.5, "b": [1, {"c": -math.inf}]}, "['b'][1]['c'] is -inf"),
+        ({"n": (2.0, math.nan)}, "['n'][1] is nan"),
+    ],
+)
+def test_non_finite_parameters_are_named_by_their_place(
+    parameters: dict[str, Any], place: str
+) -> None:
+    # msgspec would write them as null: the request would say something else than was asked.
+    tensor = Tensor("x", [1], "FP32", [1.0], parameters)
+    with pytest.raises(trio_infer.InvalidRequest) as info:
+        encode_infer_request([tensor], binary_inputs=True)
+    assert str(info.value).startswith(f"tensor 'x': parameters{place}")
+    with pytest.raises(trio_infer.InvalidRequest) as info:
+        encode_infer_request([Tensor("x", [1], "FP32", [1.0])], parameters=parameters)
+    assert str(info.value).startswith(f"parameters{place}")
+    # Finite numbers pass; a container that holds itself is msgspec's error (a RecursionError,
+    # now an InvalidRequest too).
+    body, _ = encode_infer_request([Tensor("x", [1], "FP32", [1.0], {"p": 1e308})])
+    assert json.loads(body)["inputs"][0]["parameters"] == {"p": 1e308}
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(trio_infer.InvalidRequest, match="cannot be encoded"):
+        encode_infer_request([Tensor("x", [1], "FP32", [1.0])], parameters={"l": looped})
+
+
+async def test_a_binary_output_goes_on_as_the_next_input(nursery: trio.Nursery) -> None:
+    # Chaining models: an output, renamed, is the next call's input, in JSON or binary.
+    import attrs
+
+    server = await fake_server(nursery)
+    first = Tensor("INPUT0", [2], "FP32", [1.5, 2.5], {"kept": "yes"})
+    async with trio_infer.Client(server.url) as client:
+        result = await client.kserve.infer("identity", [first], binary_outputs=True)
+        out = result.output("OUTPUT0")
+        assert out.parameters == {}
+        for binary in (False, True):
+            again = await client.kserve.infer(
+                "identity", [attrs.evolve(out, name="INPUT0")], binary_inputs=binary
+            )
+            assert again.output("OUTPUT0").data == (1.5, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (
+            b'{"outputs": [{"name": "o", "shape": [2], "datatype": "FP64", "data": [1.0, 1e400]}]}',
+            "output 'o' (outputs[0]) holds the number '1e400'",
+        ),
+        (
+            b'{"outputs": [{"name": "o", "shape": [1], "datatype": "FP64", "data": [NaN]}], '
+            b'"parameters": {"x": [-2E+999]}}',
+            "the answer holds the number '-2E+999'",
+        ),
+    ],
+)
+def test_a_number_beyond_any_float_is_a_kserve_error(body: bytes, where: str) -> None:
+    # msgspec refuses these; json.loads (the fallback for NaN and Infinity) would give inf.
+    with pytest.raises(KServeError, match="beyond the range of any float") as info:
+        decode_infer_response(body, None)
+    assert where in str(info.value)
+    fine = b'{"outputs": [{"name": "o", "shape": [2], "datatype": "FP64", "data": [NaN, 1.7e308]}]}'
+    assert decode_infer_response(fine, None).output("o").data[1] == 1.7e308
+
+
+def test_a_surrogate_escape_in_a_bytes_answer_asks_for_binary_outputs() -> None:
+    # "\\ud800" is JSON text without bytes behind it: as for raw bytes that are not UTF-8.
+    body = b'{"outputs": [{"name": "o", "shape": [1], "datatype": "BYTES", "data": ["\\ud800"]}]}'
+    with pytest.raises(
+        KServeError, match=r"output 'o' \(outputs\[0\]\): data\[0\].*binary_outputs=True"
+    ):
+        decode_infer_response(body, None)

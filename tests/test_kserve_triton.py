@@ -266,6 +266,20 @@ async def test_the_fake_refuses_what_triton_refuses(
                 assert (info.value.status, info.value.message) == (status, message)
 
 
+@pytest.mark.parametrize(("dim", "status"), [(2**63 - 1, 200), (2**63, 400), (2**70, 400)])
+async def test_shape_dimensions_are_int64_as_in_triton(
+    nursery: trio.Nursery, dim: int, status: int
+) -> None:
+    # Triton reads shapes as int64 (measured on 2.51: [0, 2**63] comes back in its error as
+    # [0,-9223372036854775808], and a dimension of 2**64 or more is a 500); the fake refuses
+    # a dimension of 2**63 or more with a 400 naming the field.
+    server = await start(nursery)
+    answer = await post(server, "identity", {"inputs": [fp32("INPUT0", [], shape=[0, dim])]})
+    assert answer.status == status, answer.content
+    if status == 400:
+        assert "inputs[0].shape" in answer.json()["error"]
+
+
 async def test_a_binary_input_of_the_wrong_size_is_refused_as_triton_does(
     nursery: trio.Nursery,
 ) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -207,23 +208,65 @@ def _is_utf8(data: bytes) -> bool:
 # --- zero copy --------------------------------------------------------------------------------
 
 
-def test_from_numpy_keeps_the_array() -> None:
+def test_from_numpy_holds_its_own_read_only_copy() -> None:
+    # Rule 1: a writable array is copied once into an array the tensor owns, read-only for good;
+    # the binary encoding is that copy's own memory (no second copy).
     array = np.arange(1000, dtype=np.float32)
     tensor = Tensor.from_numpy("x", array)
-    assert np.shares_memory(tensor.as_numpy(), array)
-    # The binary encoding is the array's own memory, not a copy.
+    held = tensor.as_numpy()
+    assert not np.shares_memory(held, array)
     view = tensor.to_buffer()
     assert isinstance(view, memoryview) and view.readonly and view.nbytes == array.nbytes
-    assert np.shares_memory(np.frombuffer(view, dtype=np.uint8), array)
+    assert np.shares_memory(np.frombuffer(view, dtype=np.uint8), held)
+    assert np.shares_memory(tensor.as_numpy(), held)  # one copy, made once
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        held.flags.writeable = True
+    array[:] = 7  # the caller's array is the caller's
+    assert tensor.data[:3] == (0.0, 1.0, 2.0) and tensor.as_numpy()[0] == 0.0
 
 
-def test_a_numpy_array_passed_as_data_is_kept_too() -> None:
+def test_a_numpy_array_passed_as_data_is_copied_too() -> None:
     array = np.arange(6, dtype=np.int64).reshape(2, 3)
     tensor = Tensor("x", [2, 3], "INT64", array)
-    assert np.shares_memory(tensor.as_numpy(), array)
+    assert not np.shares_memory(tensor.as_numpy(), array)
     assert tensor.data == (0, 1, 2, 3, 4, 5)
     with pytest.raises(ConfigError, match="holds 4 elements but data has 6"):
         Tensor("x", [2, 2], "INT64", array)
+
+
+def test_an_array_in_immutable_bytes_is_kept_without_a_copy() -> None:
+    body = np.arange(1000, dtype=np.float32).tobytes()
+    frozen = np.frombuffer(body, dtype=np.float32)
+    assert np.shares_memory(Tensor.from_numpy("x", frozen).as_numpy(), frozen)
+    # A decoded output's array (a view of a memoryview of the body) goes on without a copy.
+    decoded = Tensor.from_bytes("y", [10, 100], "FP32", memoryview(b"head" + body)[4:])
+    chained = Tensor.from_numpy("z", decoded.as_numpy())
+    assert np.shares_memory(chained.as_numpy(), decoded.as_numpy())
+    # Memory that can change is copied: an array that owns its memory (read-only or not: its
+    # owner can set it writeable again), an array over a bytearray, and one that must be
+    # converted anyway.
+    owned = np.arange(4, dtype=np.float32)
+    owned.flags.writeable = False
+    mutable = np.frombuffer(bytearray(16), dtype=np.float32)
+    for array in (owned, mutable):
+        assert not np.shares_memory(Tensor.from_numpy("x", array).as_numpy(), array)
+    strided = frozen[::2]
+    assert not np.shares_memory(Tensor.from_numpy("x", strided).as_numpy(), frozen)
+
+
+def test_from_bytes_copies_memory_that_can_change() -> None:
+    raw = struct.pack("<2i", 1, 2)
+    mutable = bytearray(raw)
+    for source in (mutable, memoryview(mutable), memoryview(mutable).toreadonly()):
+        tensor = Tensor.from_bytes("x", [2], "INT32", source)
+        mutable[0] = 9  # before .data is first read: a shared buffer would show it
+        assert (tensor.data, tensor.to_bytes()) == ((1, 2), raw)
+        mutable[0] = 1
+    body = b"head" + raw
+    kept = Tensor.from_bytes("x", [2], "INT32", memoryview(body)[4:])
+    assert np.shares_memory(
+        np.frombuffer(kept.to_buffer(), dtype=np.uint8), np.frombuffer(body, dtype=np.uint8)
+    )
 
 
 def test_as_numpy_is_read_only() -> None:
@@ -400,6 +443,100 @@ def test_inf_and_nan_from_numpy_need_binary_inputs() -> None:
         encode_infer_request([tensor])
     body, length = encode_infer_request([tensor], binary_inputs=True)
     assert length is not None and bytes(body[length:]) == struct.pack("<3f", 1, math.inf, 2)
+
+
+def test_bytes_arrays_take_bytes_and_str_only() -> None:
+    # Object, bytes and str arrays, with bytes or str elements: as a list's elements are.
+    for array in (
+        np.array([b"a", "b"], dtype=object),
+        np.array([b"a", b"b"]),
+        np.array(["a", "b"]),
+    ):
+        assert Tensor.from_numpy("w", array, "BYTES").data == (b"a", b"b")
+    with pytest.raises(ConfigError, match=r"dtype float64 cannot be BYTES"):
+        Tensor.from_numpy("w", np.array([1.5]), "BYTES")
+    with pytest.raises(ConfigError, match=r"data\[1\] is 3, but each BYTES element"):
+        Tensor.from_numpy("w", np.array([b"a", 3], dtype=object))
+
+
+def test_dates_and_durations_are_not_numbers() -> None:
+    # tolist() of datetime64[ns] gives plain ints: they would pass as INT64 nanoseconds.
+    for array in (np.array([1, 2], dtype="datetime64[ns]"), np.array([1], dtype="m8[s]")):
+        with pytest.raises(ConfigError, match="dates or durations"):
+            Tensor.from_numpy("t", array, "INT64")
+        with pytest.raises(ConfigError, match="no KServe datatype"):
+            Tensor.from_numpy("t", array)
+
+
+def test_a_masked_array_with_masked_elements_is_refused() -> None:
+    masked = np.ma.masked_array([1.0, 2.0], mask=[False, True])
+    with pytest.raises(ConfigError, match="masked"):
+        Tensor.from_numpy("m", masked, "FP64")
+    unmasked = np.ma.masked_array([1.0, 2.0], mask=[False, False])
+    assert Tensor.from_numpy("m", unmasked, "FP64").data == (1.0, 2.0)
+
+
+def test_bool_arrays_hold_0_and_1() -> None:
+    # From a writable array (copied) and from one in immutable bytes (kept when it is 0/1).
+    odd = b"\x02\x00\xff"
+    for array in (
+        np.frombuffer(bytearray(odd), dtype=np.bool_),
+        np.frombuffer(odd, dtype=np.bool_),
+    ):
+        tensor = Tensor.from_numpy("b", array)
+        assert tensor.to_bytes() == b"\1\0\1"
+        assert tensor == Tensor.from_bytes("b", [3], "BOOL", odd)
+        assert tensor.as_numpy().view(np.uint8).tolist() == [1, 0, 1]
+    clean = np.frombuffer(b"\1\0", dtype=np.bool_)
+    assert np.shares_memory(Tensor.from_numpy("b", clean).as_numpy(), clean)
+
+
+def test_shape_dimensions_are_int64() -> None:
+    assert Tensor("x", [0, 2**63 - 1], "FP32", []).shape == (0, 2**63 - 1)
+    refused = r"shape .* from 0 to 2\*\*63 - 1"
+    with pytest.raises(ConfigError, match=refused):
+        Tensor("x", [0, 2**63], "FP32", [])
+    with pytest.raises(ConfigError, match=refused):
+        Tensor.from_bytes("x", [0, 2**63], "FP32", b"")
+
+
+def test_parameters_are_the_tensors_own() -> None:
+    parameters = {"p": 1}
+    tensor = Tensor("x", [1], "INT32", [1], parameters)
+    parameters["p"] = 2
+    assert tensor.parameters == {"p": 1}
+
+
+# --- attrs.evolve (Rule 5) --------------------------------------------------------------------
+
+
+def test_evolve_shares_the_storage() -> None:
+    tensor = Tensor.from_numpy("OUTPUT0", np.arange(6, dtype=np.float32).reshape(2, 3))
+    renamed = attrs.evolve(tensor, name="INPUT0", parameters={"p": 1})
+    assert (renamed.name, renamed.shape, renamed.parameters) == ("INPUT0", (2, 3), {"p": 1})
+    assert np.shares_memory(renamed.as_numpy(), tensor.as_numpy())  # no copy
+    assert renamed.data is tensor.data  # nor a second tuple
+    assert attrs.evolve(renamed, name="OUTPUT0") == tensor
+    assert attrs.evolve(tensor, shape=[6]).as_numpy().shape == (6,)
+    with pytest.raises(ConfigError, match="holds 4 elements but data has 6"):
+        attrs.evolve(tensor, shape=[4])
+    assert attrs.evolve(tensor, data=[1, 2], shape=[2]).data == (1.0, 2.0)
+
+
+def test_evolve_to_another_datatype_checks_the_values_again() -> None:
+    for tensor in (
+        Tensor("x", [2], "FP32", [1.0, 2.5]),
+        Tensor.from_numpy("x", np.array([1.0, 2.5], dtype=np.float32)),
+        Tensor.from_bytes("x", [2], "FP32", struct.pack("<2f", 1.0, 2.5)),
+    ):
+        assert attrs.evolve(tensor, datatype="FP64") == Tensor("x", [2], "FP64", [1.0, 2.5])
+        with pytest.raises(ConfigError, match=r"data\[0\] is 1.0, but each INT32"):
+            attrs.evolve(tensor, datatype="INT32")
+        with pytest.raises(ConfigError, match=r"data\[0\]|cannot be BYTES"):
+            attrs.evolve(tensor, datatype="BYTES")
+    words = Tensor("w", [1], "BYTES", [b"a"])
+    with pytest.raises(ConfigError, match=r"data\[0\] is b'a', but each INT8"):
+        attrs.evolve(words, datatype="INT8")
 
 
 # --- BYTES that are not UTF-8 never pass through JSON (defect 4) -----------------------------

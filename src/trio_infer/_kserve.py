@@ -7,15 +7,21 @@ outputs the same way. Servers that only speak JSON work with both off (the defau
 
 Answers are checked as they are decoded: an answer of the wrong shape (``outputs`` not an
 array, an output without ``name``/``shape``/``datatype``, a shape that is not whole numbers
->= 0, a ``binary_data_size`` that does not match the tensor or the body, data of the wrong
-length or type) is a :class:`KServeError` naming the output and the field, never a
-``TypeError`` or ``struct.error``. Bad arguments are :class:`InvalidRequest` (for tensors,
-:class:`ConfigError` when the :class:`Tensor` is made), and nothing is sent.
+from 0 to 2**63 - 1, a ``binary_data_size`` that does not match the tensor or the body, data of the wrong
+length or type, a number beyond the float range) is a :class:`KServeError` naming the output
+and the field, never a ``TypeError`` or ``struct.error``. Bad arguments are
+:class:`InvalidRequest` (for tensors, :class:`ConfigError` when the :class:`Tensor` is made),
+and nothing is sent: that includes what JSON cannot carry (``inf``/``nan`` in data or
+parameters, ``BYTES`` that are not UTF-8), a tensor parameter ``binary_data_size`` (the
+binary extension's own), and an ``Inference-Header-Content-Length`` header (``infer``'s own).
+A decoded binary output's ``parameters`` leave out ``binary_data_size``, which described the
+response's bytes, so the tensor can be sent on as it is, in JSON or binary.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -41,6 +47,10 @@ __all__ = [
 ]
 
 HEADER_LENGTH: Final = "inference-header-content-length"
+#: the most digits a byte count can have (2**63 - 1 has 19): more is no body's length
+_MAX_DIGITS: Final = 19
+#: the tensor parameter that says how many binary bytes a tensor takes
+_BINARY_SIZE: Final = "binary_data_size"
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -112,6 +122,33 @@ def _check_request(
         raise InvalidRequest(f"request_id={_shown(request_id)}: expected a string or None")
 
 
+def _non_finite(value: Any, where: str) -> tuple[str, float] | None:
+    """The place and value of the first ``inf`` or ``nan`` in the JSON-like ``value``, or
+    None. msgspec writes them as ``null``: a value silently changed, so they are looked for."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    seen: set[int] = set()  # a container that holds itself is msgspec's error to report
+    while stack:
+        item, place = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return place, item
+        elif isinstance(item, Mapping | list | tuple) and id(item) not in seen:
+            seen.add(id(item))
+            pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
+            stack.extend(reversed([(v, f"{place}[{k!r}]") for k, v in pairs]))
+    return None
+
+
+def _check_parameters(parameters: Mapping[str, Any], where: str) -> None:
+    found = _non_finite(parameters, where)
+    if found is not None:
+        place, value = found
+        raise InvalidRequest(
+            f"{place} is {value!r}, which JSON cannot carry (it would be sent as null); pass a "
+            f"finite number, or a string the model reads"
+        )
+
+
 def encode_infer_request(
     inputs: Sequence[Tensor],
     outputs: Sequence[str] | None = None,
@@ -125,7 +162,9 @@ def encode_infer_request(
 
     :class:`InvalidRequest` for arguments of the wrong type, and for data JSON cannot carry
     (``inf``/``nan``, ``BYTES`` that are not UTF-8), naming the tensor and the element: send
-    those with ``binary_inputs=True``.
+    those with ``binary_inputs=True``. ``inf``/``nan`` in the request's or a tensor's
+    ``parameters`` are refused too (the header is JSON either way), and so is a tensor
+    parameter ``binary_data_size``: it is the binary extension's, set here.
 
     With ``binary_inputs=True`` the body is the JSON header followed by each tensor's
     :meth:`Tensor.to_buffer`, joined once: a tensor made from a numpy array or bytes is
@@ -136,6 +175,8 @@ def encode_infer_request(
     if request_id is not None:
         header["id"] = request_id
     request_parameters = dict(parameters or {})
+    if request_parameters:
+        _check_parameters(request_parameters, "parameters")
     buffers: list[Any] = []
     entries = []
     for tensor in inputs:
@@ -145,9 +186,16 @@ def encode_infer_request(
             "datatype": tensor.datatype,
         }
         tensor_parameters = dict(tensor.parameters)
+        if tensor_parameters:
+            if _BINARY_SIZE in tensor_parameters:
+                raise InvalidRequest(
+                    f"tensor {tensor.name!r}: parameters[{_BINARY_SIZE!r}] is the binary "
+                    f"extension's own (set from the data with binary_inputs=True); remove it"
+                )
+            _check_parameters(tensor_parameters, f"tensor {tensor.name!r}: parameters")
         if binary_inputs:
             buffer = tensor.to_buffer()
-            tensor_parameters["binary_data_size"] = buffer.nbytes
+            tensor_parameters[_BINARY_SIZE] = buffer.nbytes
             buffers.append(buffer)
         else:
             bad = tensor._first_non_finite()
@@ -171,7 +219,7 @@ def encode_infer_request(
         header["parameters"] = request_parameters
     try:
         encoded = _encode(header)
-    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
         raise InvalidRequest(
             f"the request cannot be encoded as JSON ({exc}); parameters and tensor data must "
             f"be JSON values (numpy scalars too: send them with binary_inputs=True)"
@@ -201,7 +249,10 @@ def _decode_header(header: bytes, header_length: int | None, status: int) -> Any
     JSON strings, UTF-8 or not (``src/http_server.cc``, ``WriteDataToJson`` ->
     ``AppendStringRef``; ``triton_json.h`` writes without ``kWriteValidateEncodingFlag``).
     tritonclient reads the first with ``json.loads``, and so do we; the second cannot be text,
-    so it is a :class:`KServeError` naming the output and the element, never replaced.
+    so it is a :class:`KServeError` naming the output and the element, never replaced (a
+    ``\\ud800`` escape, which has no bytes, too). Where ``json.loads`` would read a finite
+    number beyond the float range (``1e400``) as ``inf``, it is a :class:`KServeError` naming
+    the output instead.
     """
     try:
         return _decode(header)
@@ -210,12 +261,24 @@ def _decode_header(header: bytes, header_length: int | None, status: int) -> Any
         not_utf8 = isinstance(exc, UnicodeDecodeError)
     except RecursionError:
         problem, not_utf8 = "it is nested too deeply", False
+    overflowed: list[_Overflow] = []
+
+    def parse_float(text: str) -> Any:
+        value = float(text)
+        if math.isinf(value):  # only a literal (NaN and Infinity go to parse_constant)
+            overflowed.append(_Overflow(text))
+            return overflowed[-1]
+        return value
+
     try:
-        body = json.loads(bytes(header).decode("utf-8", "surrogateescape"))
+        body = json.loads(bytes(header).decode("utf-8", "surrogateescape"), parse_float=parse_float)
     except (ValueError, RecursionError):  # msgspec's own message is the one to show
         body = _MISSING
-    if body is not _MISSING and not_utf8:
+    if body is not _MISSING:
         _refuse_bytes_that_are_not_text(body, status)
+        if overflowed:
+            raise _overflow_error(body, overflowed[0], status)
+    if not_utf8:
         problem = f"it is not UTF-8 ({problem})"
     if body is _MISSING or not_utf8:
         if header_length is None:
@@ -226,6 +289,44 @@ def _decode_header(header: bytes, header_length: int | None, status: int) -> Any
             status=status,
         )
     return body
+
+
+class _Overflow:
+    """A JSON number literal too large for a float, where ``json.loads`` would give ``inf``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _holds(value: Any, marker: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is marker:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _overflow_error(body: Any, marker: _Overflow, status: int) -> KServeError:
+    outputs = body.get("outputs") if isinstance(body, dict) else None
+    where = "the answer"
+    for i, out in enumerate(outputs if isinstance(outputs, list) else ()):
+        if _holds(out, marker):
+            name = out.get("name") if isinstance(out, dict) else None
+            where = f"output {name!r} (outputs[{i}])"
+            break
+    return KServeError(
+        f"the server's answer does not follow the KServe v2 protocol: {where} holds the number "
+        f"{_shown(marker.text)}, beyond the range of any float (a JSON reader would make it "
+        f"inf)",
+        status=status,
+    )
 
 
 def _refuse_bytes_that_are_not_text(body: Any, status: int) -> None:
@@ -318,7 +419,7 @@ def decode_infer_response(
         parameters = out.get("parameters")
         if parameters is not None and type(parameters) is not dict:
             raise _wrong(f"{where}.parameters", parameters, "an object", status)
-        size = (parameters or {}).get("binary_data_size")
+        size = (parameters or {}).get(_BINARY_SIZE)
         try:
             if size is None:
                 tensors.append(Tensor.from_json(out))
@@ -333,13 +434,12 @@ def decode_infer_response(
                     f"({len(blob) - offset} left)",
                     status=status,
                 )
+            # binary_data_size described this response's bytes, not the tensor: sent on as
+            # JSON, it would make the server look for binary bytes that are not there.
+            kept = {k: v for k, v in (parameters or {}).items() if k != _BINARY_SIZE}
             tensors.append(
                 Tensor.from_bytes(
-                    name,
-                    out["shape"],
-                    out["datatype"],
-                    blob[offset : offset + size],
-                    parameters,
+                    name, out["shape"], out["datatype"], blob[offset : offset + size], kept
                 )
             )
         except ConfigError as exc:
@@ -422,6 +522,14 @@ class KServeAPI:
         retry: Retry | None = None,
     ) -> InferResult:
         path = _model_path(model, version) + "/infer"
+        # Header names are case-insensitive: the user's framing headers are found in any case.
+        request_headers = dict(headers or {})
+        given = {name.lower(): name for name in request_headers if isinstance(name, str)}
+        if HEADER_LENGTH in given:
+            raise InvalidRequest(
+                f"headers: {given[HEADER_LENGTH]!r} is infer()'s own: it is the length of the "
+                f"JSON header it encodes (with binary_inputs=True); remove it"
+            )
         body, header_length = encode_infer_request(
             inputs,
             outputs,
@@ -430,12 +538,13 @@ class KServeAPI:
             parameters=parameters,
             request_id=request_id,
         )
-        request_headers = dict(headers or {})
         if header_length is not None:
             request_headers["Inference-Header-Content-Length"] = str(header_length)
-            request_headers.setdefault("Content-Type", "application/octet-stream")
-        else:
-            request_headers.setdefault("Content-Type", "application/json")
+        if "content-type" not in given:  # the user's own Content-Type is kept, in any case
+            binary = header_length is not None
+            request_headers["Content-Type"] = (
+                "application/octet-stream" if binary else "application/json"
+            )
         response = await self._requester.request(
             "POST",
             path,
@@ -449,8 +558,14 @@ class KServeAPI:
         length = response.headers.get(HEADER_LENGTH)
         if length is None:
             header_size = None
+        elif length.isascii() and length.isdigit() and len(length) <= _MAX_DIGITS:
+            header_size = int(length)  # (int() of thousands of digits would raise ValueError)
         elif length.isascii() and length.isdigit():
-            header_size = int(length)
+            raise KServeError(
+                f"Inference-Header-Content-Length {_shown(length)} has {len(length)} digits, "
+                f"more than any body's length",
+                status=response.status,
+            )
         else:
             raise KServeError(
                 f"Inference-Header-Content-Length {_shown(length)} is not a whole number",

@@ -1012,8 +1012,10 @@ class OpenAIAPI:
             grace = float(end_grace)
         except (TypeError, ValueError, OverflowError):
             grace = math.nan
-        if isinstance(end_grace, bool) or not isinstance(end_grace, int | float) or not (
-            0 <= grace < math.inf
+        if (
+            isinstance(end_grace, bool)
+            or not isinstance(end_grace, int | float)
+            or not (0 <= grace < math.inf)
         ):
             raise InvalidRequest(
                 f"end_grace={_shown(end_grace)}: expected seconds >= 0 (0: do not wait for the "
@@ -1038,9 +1040,7 @@ class OpenAIAPI:
             options = dict(options or {})
             options.setdefault("include_usage", True)
             body["stream_options"] = options
-        return self._open_stream(
-            path, body, chat, n * prompts, grace, headers, timeouts, retry
-        )
+        return self._open_stream(path, body, chat, n * prompts, grace, headers, timeouts, retry)
 
     @asynccontextmanager
     async def _open_stream(

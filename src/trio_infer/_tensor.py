@@ -1,33 +1,55 @@
 """Tensors of the KServe v2 / Triton protocol, and their JSON and binary encodings.
 
-Theory of operation. A :class:`Tensor` is checked when it is made (name, shape, datatype, and
-its elements against the datatype), so a tensor that exists can be encoded both ways; a bad
-one is a :class:`ConfigError` naming the tensor and the value. It keeps its elements in the
-form it was given, so a large tensor is never turned into millions of Python objects:
+Theory of operation. A :class:`Tensor` is a value: checked when it is made (name, shape,
+datatype, and its elements against the datatype), so a tensor that exists can be encoded both
+ways, and unchangeable afterwards, so what was checked, cached and hashed stays true. A bad one
+is a :class:`ConfigError` naming the tensor and the value. It keeps its elements in the form it
+was given, so a large tensor is never turned into millions of Python objects:
 
-Rule 1: one storage, fixed when the tensor is made.
+Rule 1: one storage, fixed when the tensor is made, that nobody can change.
   * *values*: a flat tuple of Python values, row-major. Lists (nested ones are flattened),
     JSON data, and every ``BYTES`` tensor (``str`` elements become their UTF-8 bytes).
-  * *array*: a flat, C-contiguous, little-endian numpy array of the datatype's dtype
-    (:meth:`Tensor.from_numpy`, or a numpy array passed as ``data``). The caller's array is
-    kept, not copied, when it already is one; otherwise it is converted once.
-  * *raw*: the binary extension's bytes of a numeric tensor (:meth:`Tensor.from_bytes`), kept
-    as given: decoding a response keeps a ``memoryview`` into the response body.
+  * *array*: a flat, C-contiguous, little-endian, read-only numpy array of the datatype's
+    dtype (:meth:`Tensor.from_numpy`, or a numpy array passed as ``data``). The caller's array
+    is copied once into an array the tensor owns (converted on the way when its dtype, byte
+    order or layout differ), because a numpy array can be changed by whoever holds it (even a
+    read-only one: its owner can set it writeable again). It is kept without a copy only when
+    its memory belongs to an immutable ``bytes`` object (``numpy.frombuffer`` over bytes, such
+    as the :meth:`Tensor.as_numpy` of a decoded binary output) and is already such an array.
+  * *raw*: the binary extension's bytes of a numeric tensor (:meth:`Tensor.from_bytes`). Kept
+    as given when they are immutable, ``bytes`` or a contiguous ``memoryview`` into ``bytes``
+    (decoding a response keeps a view into the response body); anything else (a
+    ``bytearray``, a view of writable or strided memory) is copied into ``bytes`` once.
+
+  The price of Rule 1 is that one copy of a caller's writable array, a memcpy (~0.3 ms for
+  8 MB here); tritonclient makes the same copy (``set_data_from_numpy`` calls ``tobytes``).
+  Sharing it instead would make the tensor change under the caller's writes: its cached
+  :attr:`Tensor.data`, its hash and its equality would disagree with what goes on the wire.
 
 Rule 2: every storage is checked as strictly as the values are. Values element by element
 (types, ranges); arrays by dtype, with vectorised range checks (and a fallback to the values'
-checks for object, string and complex arrays); raw bytes by length (any bit pattern is a
-value of a numeric type; ``BOOL`` bytes other than 0 are read as true, as Triton reads them).
+checks for object, string and complex arrays; date and duration arrays are refused, a
+``BYTES`` array must hold bytes or str: object, bytes or str dtype); raw bytes by length (any
+bit pattern is a value of a numeric type). ``BOOL`` bytes other than 0 are read as true, as
+Triton reads them, and held as 1, from raw bytes and arrays alike. Shapes are whole numbers
+from 0 to 2**63 - 1 (KServe and Triton shapes are int64).
 
 Rule 3: the fast paths never build Python values: :meth:`Tensor.to_buffer` is a zero-copy
 read-only view of an array or raw storage, and :meth:`Tensor.as_numpy` wraps it with
-``numpy.frombuffer`` (read-only, no copy). :attr:`Tensor.data`, the flat tuple of Python
-values, is computed from an array or raw storage on first use and kept: the slow path.
+``numpy.frombuffer`` (read-only for good, no copy). :attr:`Tensor.data`, the flat tuple of
+Python values, is computed from an array or raw storage on first use and kept (Rule 1 makes
+keeping it sound): the slow path.
 
 Rule 4: equality is name, shape, datatype and the values as the datatype holds them, which is
 their binary encoding byte for byte; so the storages compare equal when they hold the same
 values, ``0.1`` in an ``FP32`` list equals ``float32(0.1)``, a NaN equals a NaN with the same
-bits, and ``0.0`` differs from ``-0.0``. ``parameters`` are not compared.
+bits, and ``0.0`` differs from ``-0.0``. ``parameters`` are not compared (the dict is the
+tensor's own copy). The hash follows equality and, by Rule 1, never changes.
+
+Rule 5: ``attrs.evolve(tensor, name=...)`` (or any other field) makes a new tensor: the
+storage is the attrs field behind the ``data`` argument, so evolve passes it on; it is reused
+as it is when the datatype is unchanged (a new shape must hold as many elements), and its
+values are checked again for a new datatype.
 
 numpy is optional and imported only by the numpy methods: importing trio_infer, making,
 encoding and decoding tensors from lists and bytes never imports it.
@@ -40,7 +62,7 @@ import numbers
 import struct
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, final
 
 import attrs
 
@@ -103,6 +125,8 @@ _FLOATS: Final = frozenset({"FP16", "FP32", "FP64"})
 _BOOL_BYTES: Final = bytes([0] + [1] * 255)
 #: a repr shows every element up to this many
 _REPR_ELEMENTS: Final = 16
+#: KServe and Triton shapes are int64: a dimension is below this
+_DIM_LIMIT: Final = 1 << 63
 _UTF8_FIX: Final = (
     "JSON carries BYTES as text; send it with the binary tensor extension "
     "(binary_inputs=True), which carries any bytes"
@@ -136,13 +160,29 @@ def _shown(value: Any) -> str:
 
 
 def _is_shape(shape: Any) -> bool:
-    return type(shape) is tuple and all(type(d) is int and d >= 0 for d in shape)
+    return type(shape) is tuple and all(type(d) is int and 0 <= d < _DIM_LIMIT for d in shape)
 
 
 def _is_ndarray(value: Any) -> bool:
     # Without importing numpy: an array can only exist if numpy was imported already.
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _in_bytes(memory: Any) -> bool:
+    """Whether ``memory`` (a numpy array or a memoryview) lies in an immutable ``bytes``
+    object, so that nobody can change it (Rule 1). A numpy array's ``base`` is the array that
+    owns its memory or the object that exports it (numpy shortens view-of-view chains), and a
+    memoryview's ``obj`` the exporter, so the walk is short."""
+    while True:
+        if isinstance(memory, bytes):
+            return True
+        if isinstance(memory, memoryview):
+            memory = memory.obj
+        elif _is_ndarray(memory):
+            memory = memory.base  # None for an array that owns its memory: mutable
+        else:
+            return False
 
 
 #: element types that need no per-element look (numpy scalars and other numbers do)
@@ -237,7 +277,8 @@ def _check_header(name: Any, shape: Any, datatype: Any) -> None:
         )
     if not _is_shape(shape):
         raise ConfigError(
-            f"tensor {name!r}: shape {_shown(shape)} must be a list of whole numbers >= 0"
+            f"tensor {name!r}: shape {_shown(shape)} must be a list of whole numbers from 0 to "
+            f"2**63 - 1 (KServe shapes are int64)"
         )
 
 
@@ -249,34 +290,77 @@ def _check_size(name: str, shape: tuple[int, ...], count: int) -> None:
         )
 
 
+def _plain_array(np: Any, name: str, array: Any) -> Any:
+    """``array`` as a plain ndarray (np.matrix stays 2-D through reshape; a masked array's
+    mask would be dropped silently, so masked elements are refused)."""
+    masked = sys.modules.get("numpy.ma")  # imported by whoever made a masked array
+    if (
+        masked is not None
+        and isinstance(array, masked.MaskedArray)
+        and masked.getmaskarray(array).any()
+    ):
+        raise ConfigError(
+            f"tensor {name!r}: a masked array with masked elements; KServe has no masked "
+            f"values: fill them (array.filled(value)) or drop them first"
+        )
+    return np.asarray(array)
+
+
 def _from_array(name: str, datatype: str, array: Any) -> Any:
-    """A numpy array as a tensor's storage: the flat little-endian array of the datatype's
-    dtype (the given one when it is that already), or a tuple of values (``BYTES``, and
-    arrays whose elements only the values' checks can judge). :class:`ConfigError` names the
-    first element that does not fit, as the values' checks would."""
+    """A numpy array as a tensor's storage (Rule 1): a flat, C-contiguous, little-endian,
+    read-only array of the datatype's dtype that nobody else can change, or a tuple of values
+    (``BYTES``, and arrays whose elements only the values' checks can judge).
+    :class:`ConfigError` names the first element that does not fit, as the values' checks
+    would, or the dtype when no element of it could."""
     import numpy as np
 
-    flat = array.reshape(-1)
+    flat = _plain_array(np, name, array).reshape(-1)
+    source = flat.dtype
+    if source.kind in "mM":
+        # tolist() would turn them into plain ints (or datetimes): say what they are.
+        raise ConfigError(
+            f"tensor {name!r}: numpy dtype {source} holds dates or durations, not {datatype} "
+            f"values; convert them to the numbers you mean first (e.g. array.view('int64'))"
+        )
     if datatype == "BYTES":
-        # tritonclient's rule: bytes as they are, anything else as its str (then UTF-8).
-        values = [v if isinstance(v, bytes) else str(v) for v in flat.tolist()]
+        if source.kind not in "OSU":
+            raise ConfigError(
+                f"tensor {name!r}: a numpy array of dtype {source} cannot be BYTES: BYTES "
+                f"elements are bytes or str (an object, bytes or str array); convert the "
+                f"values to the bytes you mean first"
+            )
+        values = flat.tolist()
+        bad = _bad_element(datatype, values)
+        if bad is not None:
+            raise _element_error(name, datatype, *bad)
         return _as_bytes_elements(name, values)
     target = np.dtype(_DTYPES[datatype])
-    source = flat.dtype
     if source.kind not in "biuf":
         # object, str, complex, ...: Python values, checked one by one as a list is.
         values = flat.tolist()
         bad = _bad_element(datatype, values)
         if bad is not None:
             raise _element_error(name, datatype, *bad)
-        return np.array(values, dtype=target)
-    if source == target:
-        return np.ascontiguousarray(flat)
-    bad_index = _first_misfit(np, datatype, flat, target)
-    if bad_index is not None:
-        raise _element_error(name, datatype, bad_index, flat[bad_index].item())
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(flat.astype(target))
+        owned = np.array(values, dtype=target)
+    elif source == target:
+        if datatype == "BOOL":
+            octets = flat.view(np.uint8)
+            if octets.size and octets.max() > 1:
+                # Any byte but 0 is true, held as 1 (as from_bytes does).
+                owned = octets.astype(np.bool_)
+                owned.flags.writeable = False
+                return owned
+        if flat.flags.c_contiguous and _in_bytes(flat):
+            return flat  # read-only already: bytes are
+        owned = flat.copy()
+    else:
+        bad_index = _first_misfit(np, datatype, flat, target)
+        if bad_index is not None:
+            raise _element_error(name, datatype, bad_index, flat[bad_index].item())
+        with np.errstate(over="ignore"):
+            owned = flat.astype(target)  # a C-contiguous copy
+    owned.flags.writeable = False  # nobody else holds it: now nobody can write it
+    return owned
 
 
 def _first_misfit(np: Any, datatype: str, flat: Any, target: Any) -> int | None:
@@ -322,27 +406,95 @@ def _rebuild(
     return Tensor.from_bytes(name, shape, datatype, raw, parameters)
 
 
+@final
+class _Storage:
+    """A tensor's elements, in one of Rule 1's storages: ``values`` (a tuple) or ``buffer`` (a
+    read-only numpy array, ``bytes``, or a memoryview into bytes), never both. Nothing in it
+    changes once made, so the tensors :func:`attrs.evolve` makes from one another share it, and
+    with it ``cache`` (a buffer's Python values, made on first use) and ``digest`` (the hash of
+    the binary encoding, made on first use)."""
+
+    __slots__ = ("buffer", "cache", "count", "datatype", "digest", "values")
+
+    def __init__(
+        self, datatype: str, count: int, values: tuple[Any, ...] | None, buffer: Any
+    ) -> None:
+        self.datatype = datatype
+        self.count = count
+        self.values = values
+        self.buffer = buffer
+        self.cache: tuple[Any, ...] | None = None
+        self.digest: int | None = None
+
+    def elements(self) -> tuple[Any, ...]:
+        if self.values is not None:
+            return self.values
+        if self.cache is None:
+            buffer = self.buffer
+            if _is_ndarray(buffer):
+                self.cache = tuple(buffer.tolist())
+            else:
+                self.cache = struct.unpack(f"<{self.count}{_FORMATS[self.datatype]}", buffer)
+        return self.cache
+
+    def __repr__(self) -> str:
+        return f"<the storage of {self.count} {self.datatype} elements>"
+
+
+def _store(name: str, shape: tuple[int, ...], datatype: str, data: Any) -> _Storage:
+    """Check ``data`` (a list, a numpy array, or another tensor's storage) against the
+    tensor's header, and hold it as Rule 1 says."""
+    if isinstance(data, _Storage):  # from attrs.evolve (Rule 5)
+        if data.datatype == datatype:
+            _check_size(name, shape, data.count)
+            return data
+        # Another datatype: the values are checked again, from the storage's own form.
+        data = data.buffer if _is_ndarray(data.buffer) else data.elements()
+    if _is_ndarray(data):
+        _check_size(name, shape, data.size)
+        stored = _from_array(name, datatype, data)
+        if isinstance(stored, tuple):
+            return _Storage(datatype, len(stored), stored, None)
+        return _Storage(datatype, stored.size, None, stored)
+    values = _flatten(data)
+    _check_size(name, shape, len(values))
+    bad = _bad_element(datatype, values)
+    if bad is not None:
+        raise _element_error(name, datatype, *bad)
+    stored_values = _as_bytes_elements(name, values) if datatype == "BYTES" else tuple(values)
+    return _Storage(datatype, len(stored_values), stored_values, None)
+
+
+def _check_parameters(name: str, parameters: Any) -> dict[str, Any]:
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise ConfigError(f"tensor {name!r}: parameters {_shown(parameters)} must be a dict")
+    return dict(parameters)  # the tensor's own: the caller's dict may change later
+
+
 @attrs.frozen(init=False, eq=False, repr=False)
 class Tensor:
     """A named tensor: ``shape``, ``datatype`` (``BOOL``, ``INT8``-``INT64``,
     ``UINT8``-``UINT64``, ``FP16``, ``FP32``, ``FP64``, ``BYTES``) and its elements, flat,
-    row-major.
+    row-major. A frozen value: nothing it holds changes after it is made.
 
     ``Tensor(name, shape, datatype, data, parameters=None)`` takes ``data`` as a list (nested
-    lists are flattened) or a numpy array (kept, see :meth:`from_numpy`). Every element must
-    fit the datatype: ``True``/``False`` for ``BOOL``, whole numbers in range for the integer
+    lists are flattened) or a numpy array (see :meth:`from_numpy`). Every element must fit
+    the datatype: ``True``/``False`` for ``BOOL``, whole numbers in range for the integer
     types (not ``bool``), numbers the float type can hold (``inf`` and ``nan`` included) for
     ``FP*``, bytes or str for ``BYTES`` (a str is held as its UTF-8 bytes); otherwise
-    :class:`ConfigError`. The module docstring says how the elements are stored and compared.
+    :class:`ConfigError`. ``parameters`` is copied. ``attrs.evolve(tensor, name="INPUT0")``
+    renames a tensor without copying its elements. The module docstring says how the
+    elements are stored and compared.
     """
 
     name: str
     shape: tuple[int, ...]
     datatype: str
     parameters: dict[str, Any]
-    _values: tuple[Any, ...] | None
-    _buffer: Any  # a numpy array, bytes or a memoryview: see the module docstring
-    _cache: tuple[Any, ...] | None
+    # Behind the data argument, so attrs.evolve hands the storage on (Rule 5).
+    _storage: _Storage = attrs.field(alias="data")
 
     def __init__(
         self,
@@ -354,26 +506,9 @@ class Tensor:
     ) -> None:
         checked: tuple[int, ...] = _as_shape(shape)
         _check_header(name, checked, datatype)
-        shape = checked
-        if parameters is None:
-            parameters = {}
-        elif not isinstance(parameters, dict):
-            raise ConfigError(f"tensor {name!r}: parameters {_shown(parameters)} must be a dict")
-        if _is_ndarray(data):
-            _check_size(name, shape, data.size)
-            stored = _from_array(name, datatype, data)
-            if isinstance(stored, tuple):
-                self.__attrs_init__(name, shape, datatype, parameters, stored, None, None)
-            else:
-                self.__attrs_init__(name, shape, datatype, parameters, None, stored, None)
-            return
-        values = _flatten(data)
-        _check_size(name, shape, len(values))
-        bad = _bad_element(datatype, values)
-        if bad is not None:
-            raise _element_error(name, datatype, *bad)
-        stored_values = _as_bytes_elements(name, values) if datatype == "BYTES" else tuple(values)
-        self.__attrs_init__(name, shape, datatype, parameters, stored_values, None, None)
+        own_parameters = _check_parameters(name, parameters)
+        storage = _store(name, checked, datatype, data)
+        self.__attrs_init__(name, checked, datatype, own_parameters, storage)
 
     @classmethod
     def _raw(
@@ -382,12 +517,11 @@ class Tensor:
         shape: tuple[int, ...],
         datatype: str,
         parameters: dict[str, Any],
-        values: tuple[Any, ...] | None,
-        buffer: Any,
+        storage: _Storage,
     ) -> Tensor:
         """A tensor from storage that is already checked."""
         tensor = cls.__new__(cls)
-        tensor.__attrs_init__(name, shape, datatype, parameters, values, buffer, None)
+        tensor.__attrs_init__(name, shape, datatype, parameters, storage)
         return tensor
 
     # --- the elements -----------------------------------------------------------------------
@@ -397,18 +531,7 @@ class Tensor:
         """The elements as a flat tuple of Python values (``bool``, ``int``, ``float``,
         ``bytes``), row-major. For a tensor made from a numpy array or bytes this is the slow
         path: the tuple is built on first use (and kept); :meth:`as_numpy` is the fast one."""
-        if self._values is not None:
-            return self._values
-        if self._cache is None:
-            buffer = self._buffer
-            if _is_ndarray(buffer):
-                values = tuple(buffer.tolist())
-            else:
-                count = math.prod(self.shape)
-                values = struct.unpack(f"<{count}{_FORMATS[self.datatype]}", buffer)
-            object.__setattr__(self, "_cache", values)
-            return values
-        return self._cache
+        return self._storage.elements()
 
     # --- numpy ------------------------------------------------------------------------------
 
@@ -417,14 +540,17 @@ class Tensor:
         """A tensor of ``array``'s shape. ``datatype`` defaults to the one of the array's dtype
         (bool, int8-64, uint8-64, float16-64; object, bytes and str arrays are ``BYTES``).
 
-        The array is kept, not copied, when it is C-contiguous, little-endian and of the
-        datatype's dtype; otherwise it is converted once (a float64 array for ``FP32`` is
-        rounded to float32, as the server would read it). A kept array is shared: change it
-        and the tensor changes. Elements are checked as a list's are (:class:`ConfigError`).
+        The tensor holds its own read-only copy of the array (converted once when the dtype,
+        byte order or layout differ: a float64 array for ``FP32`` is rounded to float32, as the
+        server would read it), so changing the array later does not change the tensor. An
+        array whose memory is an immutable ``bytes`` object (``numpy.frombuffer`` over bytes,
+        a decoded output's :meth:`as_numpy`) is kept without a copy. Elements are checked as a
+        list's are (:class:`ConfigError`); ``BYTES`` takes object, bytes and str arrays only,
+        with bytes or str elements.
         """
         import numpy as np
 
-        array = np.asarray(array)
+        array = _plain_array(np, name, array)
         if datatype is None:
             kind = array.dtype
             datatype = _BY_KIND.get((kind.kind, kind.itemsize))
@@ -438,20 +564,22 @@ class Tensor:
         """The elements as a numpy array of ``shape`` (numpy must be installed).
 
         Read-only, and without a copy when the tensor holds a numpy array or raw bytes (a
-        decoded binary output is a view of the response body, which it keeps alive); use
-        ``.copy()`` for an array you can change. ``BYTES`` give an object array of bytes.
+        decoded binary output is a view of the response body, which it keeps alive); its
+        ``writeable`` flag cannot be set back. Use ``.copy()`` for an array you can change.
+        ``BYTES`` give an object array of bytes.
         """
         import numpy as np
 
+        storage = self._storage
         if self.datatype == "BYTES":
-            array = np.empty(len(self.data), dtype=object)
-            array[:] = self.data
-        elif self._values is not None:
-            array = np.array(self._values, dtype=_DTYPES[self.datatype])
-        elif isinstance(self._buffer, np.ndarray):
-            array = self._buffer.view()
+            array = np.empty(storage.count, dtype=object)
+            array[:] = storage.elements()
+        elif storage.values is not None:
+            array = np.array(storage.values, dtype=_DTYPES[self.datatype])
+        elif isinstance(storage.buffer, np.ndarray):
+            array = storage.buffer.view()
         else:
-            array = np.frombuffer(self._buffer, dtype=_DTYPES[self.datatype])
+            array = np.frombuffer(storage.buffer, dtype=_DTYPES[self.datatype])
         array = array.reshape(self.shape)
         array.flags.writeable = False
         return array
@@ -462,15 +590,14 @@ class Tensor:
         """The binary extension's encoding of the elements, as a read-only ``memoryview``
         of unsigned bytes: the tensor's own memory when it holds a numpy array or raw bytes
         (no copy), else the encoding made now."""
-        buffer = self._buffer
+        storage = self._storage
+        buffer = storage.buffer
         if buffer is None:
+            values = storage.values or ()
             if self.datatype == "BYTES":
                 pack = struct.Struct("<I").pack
-                raw = b"".join(
-                    [part for item in self._values or () for part in (pack(len(item)), item)]
-                )
+                raw = b"".join([part for item in values for part in (pack(len(item)), item)])
             else:
-                values = self._values or ()
                 raw = struct.pack(f"<{len(values)}{_FORMATS[self.datatype]}", *values)
             return memoryview(raw)
         view = memoryview(buffer)
@@ -481,8 +608,9 @@ class Tensor:
     def to_bytes(self) -> bytes:
         """The binary extension's encoding of the elements, as bytes (a copy, unless the
         tensor was made from those very bytes): :meth:`to_buffer` is the zero-copy one."""
-        if type(self._buffer) is bytes:
-            return self._buffer
+        buffer = self._storage.buffer
+        if type(buffer) is bytes:
+            return buffer
         return bytes(self.to_buffer())
 
     def json_data(self) -> list[Any]:
@@ -496,9 +624,10 @@ class Tensor:
         ``binary_data=False`` decodes each element strictly as UTF-8 and refuses the rest),
         never a silent replacement.
         """
+        storage = self._storage
         if self.datatype == "BYTES":
             texts = []
-            for i, item in enumerate(self.data):
+            for i, item in enumerate(storage.elements()):
                 try:
                     texts.append(item.decode("utf-8"))
                 except UnicodeDecodeError as exc:
@@ -507,20 +636,19 @@ class Tensor:
                         f"UTF-8 ({exc.reason} at byte {exc.start}); {_UTF8_FIX}"
                     ) from None
             return texts
-        if self._values is not None:
-            return list(self._values)
-        if _is_ndarray(self._buffer):
-            return list(self._buffer.tolist())
-        return list(self.data)
+        if storage.values is None and _is_ndarray(storage.buffer):
+            return list(storage.buffer.tolist())
+        return list(storage.elements())
 
     def _first_non_finite(self) -> int | None:
         """The index of the first ``inf`` or ``nan`` of a float tensor, or None."""
         if self.datatype not in _FLOATS:
             return None
-        if _is_ndarray(self._buffer):
+        buffer = self._storage.buffer
+        if _is_ndarray(buffer):
             import numpy as np
 
-            bad = np.flatnonzero(~np.isfinite(self._buffer))
+            bad = np.flatnonzero(~np.isfinite(buffer))
             return int(bad[0]) if bad.size else None
         return _finite_misfit(self.data)
 
@@ -536,9 +664,10 @@ class Tensor:
         """Decode the binary extension's encoding; ``raw`` must be exactly the tensor's bytes
         (:class:`ConfigError` if it is shorter, longer, or the shape or datatype is bad).
 
-        A numeric tensor keeps ``raw`` as it is, without a copy (a ``memoryview`` into a
-        response body stays one): do not change a ``bytearray`` or the memory a view looks
-        at while the tensor is in use. ``BYTES`` elements are copied out as bytes.
+        A numeric tensor keeps ``bytes``, and a contiguous ``memoryview`` into bytes (a
+        response body), as they are, without a copy; other memory (a ``bytearray``, a view of
+        writable or strided memory) is copied once, so that the tensor never changes.
+        ``BYTES`` elements are copied out as bytes.
         """
         checked: tuple[int, ...] = _as_shape(shape)
         _check_header(name, checked, datatype)
@@ -547,25 +676,36 @@ class Tensor:
             raise ConfigError(
                 f"tensor {name!r}: raw {_shown(raw)} must be bytes, bytearray or memoryview"
             )
-        parameters = dict(parameters or {})
+        own_parameters = _check_parameters(name, parameters)
         count = math.prod(shape)
         if datatype == "BYTES":
-            return cls._raw(name, shape, datatype, parameters, _split_bytes(name, count, raw), None)
-        view = memoryview(raw)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+            values = _split_bytes(name, count, raw)
+            return cls._raw(
+                name, shape, datatype, own_parameters, _Storage(datatype, count, values, None)
+            )
+        buffer: Any
+        if isinstance(raw, bytes):
+            buffer, nbytes = raw, len(raw)
+        else:
+            view = memoryview(raw)
+            if view.c_contiguous and _in_bytes(view):
+                buffer = view if view.format == "B" and view.ndim == 1 else view.cast("B")
+            else:
+                buffer = view.tobytes()  # mutable or strided memory: the tensor's own copy
+            nbytes = view.nbytes
         size = count * struct.calcsize(_FORMATS[datatype])
-        if size != view.nbytes:
+        if size != nbytes:
             raise ConfigError(
                 f"tensor {name!r}: shape {list(shape)} of {datatype} takes {size} bytes, "
-                f"not {view.nbytes}"
+                f"not {nbytes}"
             )
-        buffer: Any = raw if type(raw) is bytes else view
         if datatype == "BOOL":
-            normal = view.tobytes().translate(_BOOL_BYTES)
-            if normal != view:
+            normal = bytes(buffer).translate(_BOOL_BYTES)
+            if normal != buffer:
                 buffer = normal
-        return cls._raw(name, shape, datatype, parameters, None, buffer)
+        return cls._raw(
+            name, shape, datatype, own_parameters, _Storage(datatype, count, None, buffer)
+        )
 
     @classmethod
     def from_json(cls, obj: Any) -> Tensor:
@@ -597,7 +737,7 @@ class Tensor:
         parameters = obj.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise ConfigError(f"tensor {name!r}: parameters {_shown(parameters)} must be an object")
-        return cls(name, shape, datatype, data, dict(parameters or {}))
+        return cls(name, shape, datatype, data, parameters)
 
     # --- value semantics --------------------------------------------------------------------
 
@@ -606,23 +746,30 @@ class Tensor:
             return NotImplemented
         if (self.name, self.shape, self.datatype) != (other.name, other.shape, other.datatype):
             return False
-        if self._values is not None and other._values is not None and self.datatype == "BYTES":
-            return self._values == other._values
+        mine, theirs = self._storage, other._storage
+        if mine is theirs:
+            return True
+        if mine.values is not None and theirs.values is not None and self.datatype == "BYTES":
+            return mine.values == theirs.values
         # bytes compare with memcmp; memoryviews compare element by element (10x slower).
         return self.to_bytes() == other.to_bytes()
 
     def __hash__(self) -> int:
-        return hash((self.name, self.shape, self.datatype, self.to_bytes()))
+        storage = self._storage
+        if storage.digest is None:
+            storage.digest = hash(self.to_bytes())  # sound: the storage never changes
+        return hash((self.name, self.shape, self.datatype, storage.digest))
 
     def __repr__(self) -> str:
         count = math.prod(self.shape)
         if count <= _REPR_ELEMENTS:
             data = repr(self.data)
         else:
+            storage = self._storage
             held = (
                 "a list"
-                if self._values is not None
-                else ("a numpy array" if _is_ndarray(self._buffer) else "bytes")
+                if storage.values is not None
+                else ("a numpy array" if _is_ndarray(storage.buffer) else "bytes")
             )
             data = f"<{count} {self.datatype} elements, held as {held}>"
         return (
@@ -637,7 +784,9 @@ class Tensor:
 
 def _split_bytes(name: str, count: int, raw: bytes | bytearray | memoryview) -> tuple[bytes, ...]:
     """``count`` length-prefixed ``BYTES`` elements that fill ``raw`` exactly."""
-    raw = memoryview(raw).cast("B") if isinstance(raw, memoryview) else raw
+    if isinstance(raw, memoryview):
+        # cast() needs contiguous memory; a strided view is read through a copy.
+        raw = raw.cast("B") if raw.c_contiguous else raw.tobytes()
     total = len(raw)
     # Checked before the loop, so a huge shape cannot make it spin.
     if 4 * count > total:

@@ -34,8 +34,11 @@ casts them), finite numbers too large for ``FP32`` (Triton rounds them to inf), 
 overflows. Every other field the fake reads is checked too, and a bad one is a 400 naming it
 (``inputs[0].shape``, ``outputs[1].parameters.binary_data``): the body must be a JSON object
 (NaN and Infinity are not JSON); ``shape`` whole numbers >= 0 holding at most
-:data:`MAX_ELEMENTS` elements; a KServe ``datatype``; ``binary_data_size`` within the binary
-part; ``id`` a string; ``inference-header-content-length`` a byte count within the body.
+:data:`MAX_ELEMENTS` elements, each below 2**63 (Triton's shapes are int64: it reads a dimension
+from 2**63 to 2**64 - 1 as negative, and answers 500 for one above); a KServe
+``datatype``; ``binary_data_size`` within the binary part; ``id`` a string;
+``inference-header-content-length`` a byte count within the body (read without ``int()`` of
+a header of thousands of digits).
 A known path with the wrong method is a 405 with ``Allow``.
 """
 
@@ -59,6 +62,8 @@ __all__ = ["FakeKServe"]
 
 #: The most elements one input tensor may hold (a shape is a promise of memory).
 MAX_ELEMENTS: Final = 1 << 24
+#: Triton's shapes are int64: a dimension is below this
+_DIM_LIMIT: Final = 1 << 63
 
 _METADATA = {
     "identity": {
@@ -328,13 +333,14 @@ def _header_length(request: ServerRequest) -> int | None:
         return None
     if not (raw.isascii() and raw.isdigit()):
         raise Rejected(f"inference-header-content-length: {describe(raw)} is not a byte count")
-    length = int(raw)
-    if length > len(request.body):
+    digits = raw.lstrip("0") or "0"
+    # Compared by its digits first: int() of thousands of digits raises ValueError.
+    if len(digits) > len(str(len(request.body))) or int(digits) > len(request.body):
         raise Rejected(
-            f"inference-header-content-length: {length} is more than the body's "
+            f"inference-header-content-length: {describe(raw)} is more than the body's "
             f"{len(request.body)} bytes"
         )
-    return length
+    return int(digits)
 
 
 def _tensor(name: str, shape: Any, datatype: str, data: list[Any]) -> Tensor:
@@ -384,9 +390,10 @@ def _input(
     if not isinstance(name, str):
         raise Rejected(f"{where}.name: must be a string, got {describe(name)}")
     shape = entry.get("shape")
-    if not isinstance(shape, list) or not all(_whole(d) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(_whole(d) and 0 <= d < _DIM_LIMIT for d in shape):
         raise Rejected(
-            f"{where}.shape: must be a list of whole numbers >= 0, got {describe(shape)}"
+            f"{where}.shape: must be a list of whole numbers from 0 to 2**63 - 1 (int64), got "
+            f"{describe(shape)}"
         )
     count = math.prod(shape)
     if count > MAX_ELEMENTS:
