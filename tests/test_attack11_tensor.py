@@ -354,3 +354,10 @@ async def test_a_cancelled_binary_answer_never_reaches_the_next_call(
 async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
+
+
+def test_a_client_wide_inference_header_length_is_refused() -> None:
+    # Found after the attack: a Client(headers=...) value went out with JSON requests too,
+    # and the server split their bodies at it.
+    with pytest.raises(trio_infer.ConfigError, match="frames one body"):
+        trio_infer.Client("http://127.0.0.1:1", headers={"Inference-Header-Content-Length": "3"})

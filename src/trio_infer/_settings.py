@@ -180,6 +180,14 @@ def _build(
         encoded_headers = encode_headers(headers)
     except InvalidRequest as exc:
         raise ConfigError(str(exc)) from None
+    for name, _ in encoded_headers:
+        if name == b"inference-header-content-length":
+            # It frames one body (the length of its JSON part): a client-wide value would go
+            # out with every request, JSON ones too, and the server would split them there.
+            raise ConfigError(
+                "headers: 'inference-header-content-length' frames one body; "
+                "client.kserve.infer(binary_inputs=True) sets it for each request"
+            )
 
     if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
         raise ConfigError(f"ssl_context={ssl_context!r} must be an ssl.SSLContext")
