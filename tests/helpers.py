@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import trio
+from hypothesis import strategies as st
 
 from trio_infer.testing import Handler, Responder, ServerRequest, reply
 
@@ -47,3 +48,23 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(item))
         yield item
         pending += (item.__cause__, item.__context__)
+
+
+#: hypothesis strategies for one element of each KServe datatype
+TENSOR_VALUES = {
+    "BOOL": st.booleans(),
+    "INT8": st.integers(-(2**7), 2**7 - 1),
+    "INT16": st.integers(-(2**15), 2**15 - 1),
+    "INT32": st.integers(-(2**31), 2**31 - 1),
+    "INT64": st.integers(-(2**63), 2**63 - 1),
+    "UINT8": st.integers(0, 2**8 - 1),
+    "UINT16": st.integers(0, 2**16 - 1),
+    "UINT32": st.integers(0, 2**32 - 1),
+    "UINT64": st.integers(0, 2**64 - 1),
+    # NaN is left out where values are compared through Python floats (nan != nan); the raw
+    # round trip below covers every bit pattern, NaNs included.
+    "FP16": st.floats(width=16, allow_nan=False),
+    "FP32": st.floats(width=32, allow_nan=False),
+    "FP64": st.floats(allow_nan=False),
+    "BYTES": st.binary(max_size=12),
+}

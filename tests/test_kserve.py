@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trio_infer
+from helpers import TENSOR_VALUES
 from trio_infer import ConfigError, KServeError, Tensor
 from trio_infer._kserve import decode_infer_response, encode_infer_request
 from trio_infer.testing import FakeKServe, TestServer, reply, serve
@@ -47,27 +48,10 @@ def test_tensor_validation() -> None:
         Tensor("x", [-1], "INT32", [])
 
 
-_VALUES = {
-    "BOOL": st.booleans(),
-    "INT8": st.integers(-(2**7), 2**7 - 1),
-    "INT16": st.integers(-(2**15), 2**15 - 1),
-    "INT32": st.integers(-(2**31), 2**31 - 1),
-    "INT64": st.integers(-(2**63), 2**63 - 1),
-    "UINT8": st.integers(0, 2**8 - 1),
-    "UINT16": st.integers(0, 2**16 - 1),
-    "UINT32": st.integers(0, 2**32 - 1),
-    "UINT64": st.integers(0, 2**64 - 1),
-    "FP16": st.sampled_from([0.0, 1.0, -2.5, 65504.0, 2.0**-14]),
-    "FP32": st.floats(width=32, allow_nan=False),
-    "FP64": st.floats(allow_nan=False),
-    "BYTES": st.binary(max_size=20),
-}
-
-
 @st.composite
 def tensors(draw: st.DrawFn) -> Tensor:
-    datatype = draw(st.sampled_from(sorted(_VALUES)))
-    data = draw(st.lists(_VALUES[datatype], max_size=12))
+    datatype = draw(st.sampled_from(sorted(TENSOR_VALUES)))
+    data = draw(st.lists(TENSOR_VALUES[datatype], max_size=12))
     return Tensor("t", [len(data)], datatype, data)
 
 

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import TENSOR_VALUES
 from trio_infer import ConfigError, InvalidRequest, KServeError, Tensor
 from trio_infer._kserve import decode_infer_response, encode_infer_request
 
@@ -56,24 +57,6 @@ FORMATS = {
     "FP64": "d",
 }
 
-VALUES = {
-    "BOOL": st.booleans(),
-    "INT8": st.integers(-(2**7), 2**7 - 1),
-    "INT16": st.integers(-(2**15), 2**15 - 1),
-    "INT32": st.integers(-(2**31), 2**31 - 1),
-    "INT64": st.integers(-(2**63), 2**63 - 1),
-    "UINT8": st.integers(0, 2**8 - 1),
-    "UINT16": st.integers(0, 2**16 - 1),
-    "UINT32": st.integers(0, 2**32 - 1),
-    "UINT64": st.integers(0, 2**64 - 1),
-    # NaN is left out where values are compared through Python floats (nan != nan); the raw
-    # round trip below covers every bit pattern, NaNs included.
-    "FP16": st.floats(width=16, allow_nan=False),
-    "FP32": st.floats(width=32, allow_nan=False),
-    "FP64": st.floats(allow_nan=False),
-    "BYTES": st.binary(max_size=12),
-}
-
 
 def reference_bytes(datatype: str, values: list[Any]) -> bytes:
     """The binary extension's encoding, written out independently of trio_infer."""
@@ -90,8 +73,8 @@ def as_array(datatype: str, values: list[Any]) -> Any:
 
 @st.composite
 def datatype_and_values(draw: st.DrawFn) -> tuple[str, list[Any]]:
-    datatype = draw(st.sampled_from(sorted(VALUES)))
-    return datatype, draw(st.lists(VALUES[datatype], max_size=16))
+    datatype = draw(st.sampled_from(sorted(TENSOR_VALUES)))
+    return datatype, draw(st.lists(TENSOR_VALUES[datatype], max_size=16))
 
 
 def storages(datatype: str, values: list[Any]) -> dict[str, Tensor]:

@@ -30,7 +30,7 @@ import attrs
 import msgspec
 
 from ._errors import ConfigError, Error, InvalidRequest
-from ._tensor import Tensor
+from ._tensor import Tensor, _flatten
 
 if TYPE_CHECKING:
     from ._requester import Requester
@@ -337,7 +337,7 @@ def _refuse_bytes_that_are_not_text(body: Any, status: int) -> None:
         if not isinstance(out, dict) or out.get("datatype") != "BYTES":
             continue
         data = out.get("data")
-        for j, item in enumerate(_flatten_json(data) if isinstance(data, list) else ()):
+        for j, item in enumerate(_flatten(data) if isinstance(data, list) else ()):
             if not isinstance(item, str):
                 continue
             try:
@@ -353,20 +353,6 @@ def _refuse_bytes_that_are_not_text(body: Any, status: int) -> None:
                     f"carry as text; ask for this output with binary_outputs=True",
                     status=status,
                 ) from None
-
-
-def _flatten_json(data: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    stack = [iter(data)]
-    while stack:  # iterative: a deeply nested answer must not exhaust the stack
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            out.append(item)
-        else:
-            stack.pop()
-    return out
 
 
 def decode_infer_response(

@@ -54,7 +54,7 @@ from typing import Any, Final
 import attrs
 
 from .._errors import ConfigError
-from .._tensor import DATATYPES, Tensor
+from .._tensor import DATATYPES, Tensor, _flatten
 from ._server import Responder, ServerRequest
 from ._validate import Rejected, describe, json_object, optional_bool, optional_object
 
@@ -574,20 +574,6 @@ class _Binary:
                 f"'{name}' for model '{model}': the {len(raw)} bytes of binary data are not "
                 f"{math.prod(shape)} length-prefixed BYTES elements ({self.where}: {exc})"
             ) from None
-
-
-def _flatten(data: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    stack = [iter(data)]
-    while stack:  # iterative: a deeply nested list must not exhaust the stack
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            out.append(item)
-        else:
-            stack.pop()
-    return out
 
 
 def _outputs(header: dict[str, Any]) -> dict[str, bool | None]:
