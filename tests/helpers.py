@@ -68,3 +68,11 @@ TENSOR_VALUES = {
     "FP64": st.floats(allow_nan=False),
     "BYTES": st.binary(max_size=12),
 }
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

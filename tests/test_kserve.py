@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trio_infer
-from helpers import TENSOR_VALUES
+from helpers import TENSOR_VALUES, is_utf8
 from trio_infer import ConfigError, KServeError, Tensor
 from trio_infer._kserve import decode_infer_response, encode_infer_request
 from trio_infer.testing import FakeKServe, TestServer, reply, serve
@@ -62,14 +62,6 @@ def test_binary_encoding_round_trips(tensor: Tensor) -> None:
     assert back == tensor
 
 
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 @settings(deadline=None)
 @given(st.lists(tensors(), min_size=1, max_size=3), st.booleans())
 def test_requests_decode_as_the_server_would(inputs: list[Tensor], binary: bool) -> None:
@@ -77,7 +69,7 @@ def test_requests_decode_as_the_server_would(inputs: list[Tensor], binary: bool)
     # the client's decoder check each other.
     inputs = [Tensor(f"in{i}", t.shape, t.datatype, t.data) for i, t in enumerate(inputs)]
     finite = all(math.isfinite(x) for t in inputs if t.datatype.startswith("FP") for x in t.data)
-    text = all(_is_utf8(x) for t in inputs if t.datatype == "BYTES" for x in t.data)
+    text = all(is_utf8(x) for t in inputs if t.datatype == "BYTES" for x in t.data)
     if not binary and not (finite and text):
         # JSON cannot carry inf, nan or non-UTF-8 bytes: refused, not sent mangled.
         with pytest.raises(trio_infer.InvalidRequest, match="binary_inputs=True"):

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import TENSOR_VALUES
+from helpers import TENSOR_VALUES, is_utf8
 from trio_infer import ConfigError, InvalidRequest, KServeError, Tensor
 from trio_infer._kserve import decode_infer_response, encode_infer_request
 
@@ -164,7 +164,7 @@ def test_a_decoded_response_equals_the_tensor_sent(
     sent = Tensor.from_numpy("t", as_array(datatype, values), datatype)
     json_ok = datatype not in ("BYTES", "FP16") or binary
     if datatype == "BYTES" and not binary:
-        json_ok = all(_is_utf8(v) for v in values)
+        json_ok = all(is_utf8(v) for v in values)
     if datatype.startswith("FP") and not binary:
         json_ok = all(math.isfinite(v) for v in values)
     if not json_ok:
@@ -178,14 +178,6 @@ def test_a_decoded_response_equals_the_tensor_sent(
     result = decode_infer_response(encoded + blob, len(encoded) if binary else None)
     assert result.outputs[0] == listed
     assert result.outputs[0].data == listed.data
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 # --- zero copy --------------------------------------------------------------------------------
